@@ -1,0 +1,76 @@
+// Package lambdafn starts a rotation function: it reads the configuration
+// once, at init, builds the engine over the target and hands it to
+// lambda.Start. Every functions/<target>/main.go is a call to Start.
+package lambdafn
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
+)
+
+// Env gives the function's settings and the AWS configuration to a target's
+// constructor.
+type Env struct {
+	Getenv func(string) string
+	AWS    aws.Config
+	Log    *slog.Logger
+}
+
+// NewTarget builds a target from the environment, or says what is wrong.
+type NewTarget func(ctx context.Context, env Env) (rotation.Target, error)
+
+// Start runs the function of targetType until Lambda stops it.
+//
+// A configuration error does not crash the process: every invocation then
+// fails with the error, so that Secrets Manager records a message that names
+// the bad setting instead of "Runtime exited".
+func Start(targetType string, newTarget NewTarget) {
+	lambda.Start(Handler(context.Background(), targetType, os.Getenv, newTarget))
+}
+
+// Handler builds the handler that Start runs.
+func Handler(ctx context.Context, targetType string, getenv func(string) string, newTarget NewTarget) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
+	log := NewLogger(getenv)
+	function := getenv("AWS_LAMBDA_FUNCTION_NAME")
+	fail := func(err error) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
+		err = fmt.Errorf("%s function configuration: %w", targetType, err)
+		log.Error("invalid configuration", slog.String("function", function), slog.String("target", targetType), slog.String("error", err.Error()))
+		return func(context.Context, events.SecretsManagerSecretRotationEvent) error { return err }
+	}
+	awsCfg, err := config.LoadDefaultConfig(ctx)
+	if err != nil {
+		return fail(fmt.Errorf("load AWS configuration: %w", err))
+	}
+	target, err := newTarget(ctx, Env{Getenv: getenv, AWS: awsCfg, Log: log})
+	if err != nil {
+		return fail(err)
+	}
+	engine := rotation.New(secretsmanager.NewFromConfig(awsCfg), target, rotation.Options{
+		TargetType: targetType,
+		Function:   function,
+		Logger:     log,
+	})
+	return engine.Handle
+}
+
+// NewLogger returns the JSON logger of the functions: one object per line on
+// standard output, which Lambda sends to CloudWatch Logs. LOG_LEVEL sets the
+// level (debug, info, warn, error; default info).
+func NewLogger(getenv func(string) string) *slog.Logger {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(strings.TrimSpace(getenv("LOG_LEVEL")))); err != nil {
+		level = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: level}))
+}

@@ -1,0 +1,156 @@
+// Package secretstore gives typed access to the versions and staging labels of
+// one AWS Secrets Manager secret: the few calls the rotation protocol needs,
+// each made with an explicit version id or stage so that no emulator or
+// eventually consistent default can hand back the wrong version.
+package secretstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync/atomic"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+)
+
+// The staging labels of the rotation protocol.
+const (
+	StageCurrent  = "AWSCURRENT"
+	StagePending  = "AWSPENDING"
+	StagePrevious = "AWSPREVIOUS"
+)
+
+// API is the part of the Secrets Manager client that the store uses;
+// *secretsmanager.Client satisfies it.
+type API interface {
+	DescribeSecret(context.Context, *secretsmanager.DescribeSecretInput, ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+	PutSecretValue(context.Context, *secretsmanager.PutSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
+	UpdateSecretVersionStage(context.Context, *secretsmanager.UpdateSecretVersionStageInput, ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error)
+}
+
+// ErrNoValue reports that a version exists but holds no value yet, as the
+// AWSPENDING placeholder that RotateSecret creates.
+var ErrNoValue = errors.New("version has no value")
+
+// ErrBinary reports a secret stored as SecretBinary; rotation works on
+// SecretString values only.
+var ErrBinary = errors.New("secret is stored as SecretBinary; only SecretString secrets can be rotated")
+
+// Store reads and writes the versions of secrets.
+type Store struct {
+	api   API
+	calls atomic.Int64
+}
+
+// Calls returns how many Secrets Manager calls the store has made so far.
+func (s *Store) Calls() int64 { return s.calls.Load() }
+
+// New returns a Store over api.
+func New(api API) *Store { return &Store{api: api} }
+
+// Metadata is what DescribeSecret says about a secret.
+type Metadata struct {
+	ARN  string
+	Name string
+	// RotationEnabled is nil when the service did not say.
+	RotationEnabled *bool
+	// Stages maps each version id to its staging labels.
+	Stages map[string][]string
+}
+
+// VersionWithStage returns the id of the version that carries stage.
+func (m Metadata) VersionWithStage(stage string) (string, bool) {
+	for id, stages := range m.Stages {
+		if slices.Contains(stages, stage) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// HasStage reports whether version carries stage.
+func (m Metadata) HasStage(version, stage string) bool {
+	return slices.Contains(m.Stages[version], stage)
+}
+
+// Describe returns the metadata of the secret named by id (an ARN or a name).
+func (s *Store) Describe(ctx context.Context, id string) (Metadata, error) {
+	out, err := s.count().DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(id)})
+	if err != nil {
+		return Metadata{}, fmt.Errorf("describe secret %s: %w", id, err)
+	}
+	return Metadata{
+		ARN:             aws.ToString(out.ARN),
+		Name:            aws.ToString(out.Name),
+		RotationEnabled: out.RotationEnabled,
+		Stages:          out.VersionIdsToStages,
+	}, nil
+}
+
+// Value returns the SecretString of the version versionID. A version that
+// exists without a value gives ErrNoValue.
+func (s *Store) Value(ctx context.Context, arn, versionID string) (string, error) {
+	out, err := s.count().GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:  aws.String(arn),
+		VersionId: aws.String(versionID),
+	})
+	if err != nil {
+		var nf *smtypes.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, ErrNoValue)
+		}
+		return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, err)
+	}
+	if out.SecretString == nil {
+		if out.SecretBinary != nil {
+			return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, ErrBinary)
+		}
+		return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, ErrNoValue)
+	}
+	return *out.SecretString, nil
+}
+
+// PutPending stores value as version token with the AWSPENDING label.
+// rotationToken, when not empty, is passed on so that Secrets Manager can tie
+// the call to the rotation that invoked the function.
+func (s *Store) PutPending(ctx context.Context, arn, token, value, rotationToken string) error {
+	in := &secretsmanager.PutSecretValueInput{
+		SecretId:           aws.String(arn),
+		ClientRequestToken: aws.String(token),
+		SecretString:       aws.String(value),
+		VersionStages:      []string{StagePending},
+	}
+	if rotationToken != "" {
+		in.RotationToken = aws.String(rotationToken)
+	}
+	if _, err := s.count().PutSecretValue(ctx, in); err != nil {
+		return fmt.Errorf("put pending version %s of %s: %w", token, arn, err)
+	}
+	return nil
+}
+
+// MoveCurrent moves AWSCURRENT from version from to version to. Secrets
+// Manager moves AWSPREVIOUS onto from by itself.
+func (s *Store) MoveCurrent(ctx context.Context, arn, to, from string) error {
+	in := &secretsmanager.UpdateSecretVersionStageInput{
+		SecretId:        aws.String(arn),
+		VersionStage:    aws.String(StageCurrent),
+		MoveToVersionId: aws.String(to),
+	}
+	if from != "" {
+		in.RemoveFromVersionId = aws.String(from)
+	}
+	if _, err := s.count().UpdateSecretVersionStage(ctx, in); err != nil {
+		return fmt.Errorf("move %s of %s to version %s: %w", StageCurrent, arn, to, err)
+	}
+	return nil
+}
+
+func (s *Store) count() API {
+	s.calls.Add(1)
+	return s.api
+}

@@ -1,0 +1,132 @@
+// Package testbed connects tests to the local test bed that
+// scripts/testbed.sh starts (`make test` does it): the AWS API emulator and
+// the Lambda Runtime Interface Emulator. It holds no fake: every call goes to
+// the emulator.
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+)
+
+const hint = "start the test bed first: `make test` does it, or `scripts/testbed.sh up && . .testbed/env`"
+
+// AWSConfig returns the SDK configuration for the emulator. It fails the
+// test when AWS_ENDPOINT_URL is not set, so that no test ever reaches real
+// AWS by accident.
+func AWSConfig(t testing.TB, optFns ...func(*config.LoadOptions) error) aws.Config {
+	t.Helper()
+	if os.Getenv("AWS_ENDPOINT_URL") == "" {
+		t.Fatalf("AWS_ENDPOINT_URL is not set: %s", hint)
+	}
+	cfg, err := config.LoadDefaultConfig(context.Background(), optFns...)
+	if err != nil {
+		t.Fatalf("load AWS config: %v", err)
+	}
+	return cfg
+}
+
+// Emulator returns the emulator's clients.
+func Emulator(t testing.TB) *localrun.Emulator {
+	t.Helper()
+	return localrun.NewEmulator(AWSConfig(t))
+}
+
+// CreateSecret creates a secret with a unique name and the given value, and
+// deletes it when the test ends.
+func CreateSecret(t testing.TB, em *localrun.Emulator, value string) (arn string) {
+	t.Helper()
+	ctx := context.Background()
+	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + "-" + localrun.NewToken()[:8]
+	out, err := em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name:         aws.String(name),
+		SecretString: aws.String(value),
+	})
+	if err != nil {
+		t.Fatalf("create secret %s: %v", name, err)
+	}
+	t.Cleanup(func() {
+		_, _ = em.SM.DeleteSecret(context.Background(), &secretsmanager.DeleteSecretInput{
+			SecretId: out.ARN, ForceDeleteWithoutRecovery: aws.Bool(true),
+		})
+	})
+	return aws.ToString(out.ARN)
+}
+
+// ValueOf reads the version id of a secret.
+func ValueOf(t testing.TB, em *localrun.Emulator, arn, id string) string {
+	t.Helper()
+	out, err := em.SM.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{
+		SecretId: aws.String(arn), VersionId: aws.String(id),
+	})
+	if err != nil {
+		t.Fatalf("read version %s of %s: %v", id, arn, err)
+	}
+	return aws.ToString(out.SecretString)
+}
+
+// ValueAt reads the version of a secret that carries stage.
+func ValueAt(t testing.TB, em *localrun.Emulator, arn, stage string) string {
+	t.Helper()
+	out, err := em.SM.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{
+		SecretId: aws.String(arn), VersionStage: aws.String(stage),
+	})
+	if err != nil {
+		t.Fatalf("read %s of %s: %v", stage, arn, err)
+	}
+	return aws.ToString(out.SecretString)
+}
+
+// RIEBinary returns the path of aws-lambda-rie.
+func RIEBinary(t testing.TB) string {
+	t.Helper()
+	bin := os.Getenv("RIE_BIN")
+	if bin == "" {
+		t.Fatalf("RIE_BIN is not set: %s", hint)
+	}
+	return bin
+}
+
+var buildMu sync.Mutex
+
+// BuildFunction builds functions/<name> as a bootstrap for the local machine
+// (the same flags as `make build`, for the host's architecture, so the
+// runtime interface emulator can run it) and returns its path.
+func BuildFunction(t testing.TB, name string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	root := ModuleRoot(t)
+	out := filepath.Join(t.TempDir(), "bootstrap")
+	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags", "-s -w", "-o", out, "./functions/"+name)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("build functions/%s: %v\n%s", name, err, stderr.String())
+	}
+	return out
+}
+
+// ModuleRoot returns the directory of go.mod.
+func ModuleRoot(t testing.TB) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatalf("go env GOMOD: %v", err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
