@@ -1,0 +1,63 @@
+# The commands the README names. `make test` and `make demo` start what they
+# need (the AWS API emulator, the Lambda Runtime Interface Emulator) through
+# scripts/testbed.sh; EMULATOR=moto selects the fallback emulator.
+
+SHELL      := /bin/bash
+FUNCTIONS  := $(notdir $(wildcard functions/*))
+GOARCH     ?= arm64
+BUILD_DIR  := build
+GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
+
+.PHONY: all build build-local test unit demo bench lint fmt clean testbed-up testbed-down
+
+all: lint build
+
+## build: one bootstrap zip per function for Lambda (linux/$(GOARCH)).
+build: $(addprefix $(BUILD_DIR)/,$(addsuffix .zip,$(FUNCTIONS)))
+
+$(BUILD_DIR)/%.zip: FORCE
+	@mkdir -p $(BUILD_DIR)/$*
+	CGO_ENABLED=0 GOOS=linux GOARCH=$(GOARCH) go build $(GOFLAGS_LAMBDA) -o $(BUILD_DIR)/$*/bootstrap ./functions/$*
+	@rm -f $@ && cd $(BUILD_DIR)/$* && python3 -m zipfile -c ../$*.zip bootstrap
+	@printf '%-10s bootstrap %8d bytes   zip %8d bytes\n' $* $$(stat -c %s $(BUILD_DIR)/$*/bootstrap) $$(stat -c %s $@)
+
+## build-local: bootstraps for this machine, to run under aws-lambda-rie.
+build-local:
+	@for f in $(FUNCTIONS); do \
+	  mkdir -p $(BUILD_DIR)/local/$$f && \
+	  CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(BUILD_DIR)/local/$$f/bootstrap ./functions/$$f || exit 1; \
+	done
+
+## test: start the test bed, run every test, stop the test bed.
+test:
+	scripts/test.sh
+
+## unit: the tests that need no emulator (fast feedback while editing).
+unit:
+	go test ./internal/password/ ./internal/targets/generic/
+
+## demo: rotate a sample secret locally, end to end.
+demo:
+	scripts/demo.sh
+
+## bench: cold start, step and rotation durations, AWS calls, memory, sizes.
+bench:
+	scripts/bench.sh
+
+lint:
+	@out=$$(gofmt -l .); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+fmt:
+	gofmt -w .
+
+testbed-up:
+	scripts/testbed.sh up
+
+testbed-down:
+	scripts/testbed.sh down
+
+clean:
+	rm -rf $(BUILD_DIR)
+
+FORCE:
