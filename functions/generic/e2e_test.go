@@ -1,0 +1,151 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
+)
+
+// syncBuffer collects the output of the emulator and the function.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestRotationUnderTheRuntimeInterfaceEmulator builds the function, runs its
+// bootstrap under aws-lambda-rie and rotates a JSON secret twice through the
+// local runner, the way Secrets Manager would. It then checks the labels,
+// the kept fields, the audit log lines, and that no value, old or new,
+// appears anywhere in the function's output.
+func TestRotationUnderTheRuntimeInterfaceEmulator(t *testing.T) {
+	bootstrap := testbed.BuildFunction(t, "generic")
+	em := testbed.Emulator(t)
+	out := &syncBuffer{}
+	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
+		Binary:    testbed.RIEBinary(t),
+		Bootstrap: bootstrap,
+		Env:       []string{"SECRET_FIELD=password", "PASSWORD_LENGTH=40", "LOG_LEVEL=debug"},
+		Output:    out,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rie.Close()
+
+	initial := `{"username":"app","password":"initial-pw-0001","host":"db.internal"}`
+	arn := testbed.CreateSecret(t, em, initial)
+	var values []string
+	for i := range 2 {
+		res, err := em.Rotate(context.Background(), arn, rie, localrun.Options{})
+		if err != nil {
+			t.Fatalf("rotation %d: %v\nfunction output:\n%s", i+1, err, out.String())
+		}
+		if !slices.Contains(res.StagesAfter[res.Token], "AWSCURRENT") {
+			t.Fatalf("rotation %d: token has stages %v", i+1, res.StagesAfter[res.Token])
+		}
+		values = append(values, testbed.ValueOf(t, em, arn, res.Token))
+	}
+	for _, v := range values {
+		var doc map[string]string
+		if err := json.Unmarshal([]byte(v), &doc); err != nil {
+			t.Fatal(err)
+		}
+		if doc["username"] != "app" || doc["host"] != "db.internal" || len(doc["password"]) != 40 {
+			t.Errorf("rotated secret lost a field or has a wrong password length")
+		}
+		values = append(values, doc["password"])
+	}
+	if testbed.ValueAt(t, em, arn, "AWSPREVIOUS") != values[0] {
+		t.Error("AWSPREVIOUS is not the first rotation's value")
+	}
+
+	logs := out.String()
+	for _, v := range append(values, "initial-pw-0001") {
+		if strings.Contains(logs, v) {
+			t.Errorf("the function's output contains a secret value")
+		}
+	}
+	steps := 0
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue // the emulator's own lines
+		}
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Errorf("function log line is not JSON: %q", line)
+			continue
+		}
+		if rec["msg"] != "rotation step done" {
+			continue
+		}
+		steps++
+		for _, k := range []string{"step", "secret_arn", "version_id", "outcome", "duration_ms", "target", "function"} {
+			if _, ok := rec[k]; !ok {
+				t.Errorf("log line lacks %q: %s", k, line)
+			}
+		}
+	}
+	if steps != 8 {
+		t.Errorf("%d step log lines for two rotations, want 8", steps)
+	}
+}
+
+// TestInvalidConfigurationFailsEveryInvocation checks that a bad setting
+// reaches Secrets Manager as a clear error and changes nothing.
+func TestInvalidConfigurationFailsEveryInvocation(t *testing.T) {
+	bootstrap := testbed.BuildFunction(t, "generic")
+	em := testbed.Emulator(t)
+	cases := map[string]string{
+		"PASSWORD_LENGTH=0":            "PASSWORD_LENGTH",
+		"SECRET_KIND=certificate":      "certificate",
+		"VERIFY_URL=http://example.ok": "https",
+	}
+	for setting, want := range cases {
+		t.Run(setting, func(t *testing.T) {
+			rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
+				Binary: testbed.RIEBinary(t), Bootstrap: bootstrap, Env: []string{setting},
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer rie.Close()
+			arn := testbed.CreateSecret(t, em, "v0")
+			token := localrun.NewToken()
+			if _, err := em.OpenRotation(context.Background(), arn, token); err != nil {
+				t.Fatal(err)
+			}
+			err = rie.Invoke(context.Background(), events.SecretsManagerSecretRotationEvent{Step: "createSecret", SecretID: arn, ClientRequestToken: token})
+			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "configuration") {
+				t.Fatalf("error %v does not name %q", err, want)
+			}
+			if testbed.ValueAt(t, em, arn, "AWSCURRENT") != "v0" {
+				t.Error("AWSCURRENT changed")
+			}
+			stages, _ := em.Stages(context.Background(), arn)
+			if !slices.Contains(stages[token], "AWSPENDING") || len(stages) != 2 {
+				t.Errorf("labels changed: %v", stages)
+			}
+		})
+	}
+}
