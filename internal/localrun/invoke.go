@@ -16,7 +16,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -183,8 +185,12 @@ func StartRIE(ctx context.Context, opt RIEOptions) (*RIE, error) {
 // PID is the emulator's process id; the bootstrap is in its process group.
 func (r *RIE) PID() int { return r.cmd.Process.Pid }
 
-// Close stops the emulator and the function.
+// Close stops the emulator and the function. The emulator starts the
+// bootstrap in a process group of its own, so it is stopped by name.
 func (r *RIE) Close() error {
+	for _, pid := range childPIDs(r.cmd.Process.Pid) {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	_ = syscall.Kill(-r.cmd.Process.Pid, syscall.SIGKILL)
 	select {
 	case <-r.done:
@@ -201,4 +207,45 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+// BootstrapPeakRSS returns the peak resident memory (VmHWM, in KiB) of the
+// function process that the emulator started.
+func (r *RIE) BootstrapPeakRSS() (int, error) {
+	for _, pid := range childPIDs(r.cmd.Process.Pid) {
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+				return strconv.Atoi(f[1])
+			}
+		}
+	}
+	return 0, errors.New("the function process is not running")
+}
+
+// childPIDs lists the processes whose parent is ppid.
+func childPIDs(ppid int) []int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var out []int
+	for _, p := range stats {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		// The fields after the ")" that closes the command name: state ppid ...
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 2 && f[1] == strconv.Itoa(ppid) {
+			if pid, err := strconv.Atoi(filepath.Base(filepath.Dir(p))); err == nil {
+				out = append(out, pid)
+			}
+		}
+	}
+	return out
 }

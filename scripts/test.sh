@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The README's test command (`make test`): start the test bed (AWS API
+# emulator, aws-lambda-rie), run every test against it, stop it again.
+# EMULATOR=moto selects the fallback emulator. Extra arguments go to go test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+started=0
+cleanup() {
+	if [[ $started == 1 && -z ${KEEP_TESTBED:-} ]]; then
+		scripts/testbed.sh down || true
+	fi
+}
+trap cleanup EXIT
+
+if ! scripts/testbed.sh status >/dev/null 2>&1; then
+	started=1
+fi
+scripts/testbed.sh up
+# shellcheck source=/dev/null
+. .testbed/env
+
+go vet ./...
+go test -count=1 -timeout 20m "$@" ./...
