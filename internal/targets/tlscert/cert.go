@@ -155,8 +155,14 @@ func verify(s certSecret, c checks) (*x509.Certificate, error) {
 	for _, ch := range chain {
 		inter.AddCert(ch)
 	}
+	// An issuer whose clock runs a little ahead (ACM Private CA sets
+	// notBefore to its own now) must not fail a certificate just issued.
+	at := c.now
+	if ahead := leaf.NotBefore.Sub(at); ahead > 0 && ahead <= clockSkew {
+		at = leaf.NotBefore
+	}
 	if _, err := leaf.Verify(x509.VerifyOptions{
-		Roots: roots, Intermediates: inter, CurrentTime: c.now,
+		Roots: roots, Intermediates: inter, CurrentTime: at,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageAny},
 	}); err != nil {
 		return nil, fmt.Errorf("certificate %s does not chain to the root %q: %w", serial(leaf), c.root.Subject.String(), err)

@@ -689,3 +689,28 @@ func TestEndToEndUnderRIE(t *testing.T) {
 		t.Errorf("function output lacks the step or expiry lines:\n%s", logs)
 	}
 }
+
+// TestVerifyIssuerClockAhead: a notBefore a little in the future (the
+// issuer's clock) passes; one far in the future does not.
+func TestVerifyIssuerClockAhead(t *testing.T) {
+	root := newCA(t, "Root", nil, caOpts{})
+	dns := []string{"svc.example.com"}
+	now := time.Now()
+	for _, c := range []struct {
+		ahead time.Duration
+		ok    bool
+	}{{2 * time.Second, true}, {clockSkew + time.Minute, false}} {
+		key, _ := newKey(KeyECDSAP256)
+		csr, _ := newCSR(key, dns[0], dns)
+		leaf, err := signWith(root.cert, root.key, csr, now.Add(clockSkew+c.ahead), 90*day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := encodeKey(key)
+		s := certSecret{Certificate: encodeCerts(leaf), PrivateKey: k}
+		_, err = verify(s, checks{cn: dns[0], dns: dns, root: root.cert, minValidity: day, now: now})
+		if (err == nil) != c.ok {
+			t.Errorf("notBefore %s ahead: error %v, want ok=%v", c.ahead, err, c.ok)
+		}
+	}
+}
