@@ -25,7 +25,7 @@
 //	Variable                  Default  Meaning
 //	DEACTIVATE_PREVIOUS_KEY   false    deactivate the old key right after finishSecret,
 //	                                   instead of leaving it active for one rotation interval
-//	TEST_TIMEOUT              60s      how long testSecret retries while IAM propagates the new key
+//	TEST_TIMEOUT              60s      how long setSecret and testSecret retry while IAM propagates the new key
 package iamkey
 
 import (

@@ -194,16 +194,28 @@ func (t *Target) checkIdentity(ctx context.Context, keyID, secretKey, want strin
 	client := sts.NewFromConfig(t.awsCfg, func(o *sts.Options) {
 		o.Credentials = credentials.NewStaticCredentialsProvider(keyID, secretKey, "")
 	})
+	return t.retry(ctx, func() error {
+		out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		if err != nil {
+			return err
+		}
+		if got := aws.ToString(out.Arn); got != want {
+			return fmt.Errorf("GetCallerIdentity returned %s, want %s", got, want)
+		}
+		return nil
+	})
+}
+
+// retry calls fn with backoff until it succeeds or TestTimeout has passed:
+// IAM is eventually consistent, and a key just made can be missing from
+// ListAccessKeys or refused by STS for some seconds.
+func (t *Target) retry(ctx context.Context, fn func() error) (attempts int, err error) {
 	deadline := time.Now().Add(t.cfg.TestTimeout)
 	delay := 500 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		out, err := client.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+		err := fn()
 		if err == nil {
-			if got := aws.ToString(out.Arn); got != want {
-				err = fmt.Errorf("GetCallerIdentity returned %s, want %s", got, want)
-			} else {
-				return attempt, nil
-			}
+			return attempt, nil
 		}
 		if time.Now().Add(delay).After(deadline) {
 			return attempt, fmt.Errorf("not accepted after %d attempts in %s: %w", attempt, t.cfg.TestTimeout, err)
@@ -289,7 +301,14 @@ func (t *Target) pendingForCurrentUser(ctx context.Context, req *rotation.StepRe
 	return pend, nil
 }
 
+// checkActive checks, retrying within TestTimeout, that the key is an
+// active key of the user.
 func (t *Target) checkActive(ctx context.Context, s secret) error {
+	_, err := t.retry(ctx, func() error { return t.activeNow(ctx, s) })
+	return err
+}
+
+func (t *Target) activeNow(ctx context.Context, s secret) error {
 	keys, err := t.listKeys(ctx, s.UserName)
 	if err != nil {
 		return err
