@@ -1,0 +1,716 @@
+package tlscert
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/big"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/acm"
+	"github.com/aws/aws-sdk-go-v2/service/acmpca"
+	pcatypes "github.com/aws/aws-sdk-go-v2/service/acmpca/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
+	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
+)
+
+// ---- test CAs ----
+
+type testCA struct {
+	cert *x509.Certificate
+	key  crypto.Signer
+}
+
+type caOpts struct {
+	notCA     bool
+	notBefore time.Time
+	notAfter  time.Time
+}
+
+// newCA makes a CA signed by parent, or a self-signed root when parent is nil.
+func newCA(t testing.TB, name string, parent *testCA, o caOpts) *testCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.notBefore.IsZero() {
+		o.notBefore = time.Now().Add(-time.Hour)
+	}
+	if o.notAfter.IsZero() {
+		o.notAfter = time.Now().Add(5 * 365 * day)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
+		NotBefore:             o.notBefore,
+		NotAfter:              o.notAfter,
+		BasicConstraintsValid: true,
+		IsCA:                  !o.notCA,
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	signer, signKey := tmpl, crypto.Signer(key)
+	if parent != nil {
+		signer, signKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, key.Public(), signKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	return &testCA{cert: cert, key: key}
+}
+
+func (c *testCA) secretValue(t testing.TB, chain ...*testCA) string {
+	t.Helper()
+	keyPEM, err := encodeKey(c.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var certs []*x509.Certificate
+	for _, p := range chain {
+		certs = append(certs, p.cert)
+	}
+	b, _ := json.Marshal(caSecret{Certificate: encodeCerts(c.cert), PrivateKey: keyPEM, CertificateChain: encodeCerts(certs...)})
+	return string(b)
+}
+
+// ---- unit tests ----
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestConfigDefaults(t *testing.T) {
+	c, err := ConfigFromEnv(env(map[string]string{"CA_SECRET_ID": "ca"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.KeyAlgorithm != KeyECDSAP256 || c.Validity != 90*day || c.MinValidity != 45*day || c.RotationInterval != 30*day {
+		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, c := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, "CA_SECRET_ID"},
+		{map[string]string{"CA_SECRET_ID": "a", "ACM_PCA_ARN": "b"}, "both"},
+		{map[string]string{"CA_SECRET_ID": "a", "KEY_ALGORITHM": "DSA"}, "KEY_ALGORITHM"},
+		{map[string]string{"CA_SECRET_ID": "a", "VALIDITY_DAYS": "0"}, "VALIDITY_DAYS"},
+		{map[string]string{"CA_SECRET_ID": "a", "VALIDITY_DAYS": "10", "MIN_VALIDITY_DAYS": "20"}, "MIN_VALIDITY_DAYS"},
+		{map[string]string{"CA_SECRET_ID": "a", "COMMON_NAME": "bad_name"}, "COMMON_NAME"},
+		{map[string]string{"CA_SECRET_ID": "a", "SUBJECT_ALTERNATIVE_NAMES": "ok.example.com,-bad.example.com"}, "-bad.example.com"},
+		{map[string]string{"CA_SECRET_ID": "a", "ACM_PCA_SIGNING_ALGORITHM": "SHA256WITHRSA"}, "without ACM_PCA_ARN"},
+	} {
+		_, err := ConfigFromEnv(env(c.env))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.env, err, c.want)
+		}
+	}
+}
+
+func TestCheckDNSName(t *testing.T) {
+	for _, ok := range []string{"a.example.com", "*.example.com", "x-1.example", "localhost"} {
+		if err := checkDNSName(ok); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a..b", "-a.b", "a-.b", "a_b.c", "a b", "*.*.a", strings.Repeat("a", 64) + ".b", "a.*.b"} {
+		if err := checkDNSName(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// issue makes a secret value signed by ca directly, for the verify tests.
+func issue(t *testing.T, ca *testCA, alg, cn string, dns []string, validity time.Duration) certSecret {
+	t.Helper()
+	key, err := newKey(alg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csr, err := newCSR(key, cn, dns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := signWith(ca.cert, ca.key, csr, time.Now(), validity)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k, _ := encodeKey(key)
+	return certSecret{CommonName: cn, Certificate: encodeCerts(leaf), CertificateChain: encodeCerts(ca.cert), PrivateKey: k}
+}
+
+func TestVerify(t *testing.T) {
+	root := newCA(t, "Root", nil, caOpts{})
+	other := newCA(t, "Other root", nil, caOpts{})
+	dns := []string{"svc.example.com", "alt.example.com"}
+	ok := checks{cn: "svc.example.com", dns: dns, root: root.cert, minValidity: 30 * day, now: time.Now()}
+	for _, alg := range []string{KeyECDSAP256, KeyRSA2048, KeyRSA3072} {
+		s := issue(t, root, alg, "svc.example.com", dns, 90*day)
+		if _, err := verify(s, ok); err != nil {
+			t.Errorf("%s: %v", alg, err)
+		}
+	}
+	good := issue(t, root, KeyECDSAP256, "svc.example.com", dns, 90*day)
+	wrongKey := good
+	wrongKey.PrivateKey = issue(t, root, KeyECDSAP256, "svc.example.com", dns, 90*day).PrivateKey
+	otherRoot := ok
+	otherRoot.root = other.cert
+	moreNames := ok
+	moreNames.dns = dns[:1]
+	longer := ok
+	longer.minValidity = 100 * day
+	for name, c := range map[string]struct {
+		s    certSecret
+		c    checks
+		want string
+	}{
+		"wrong key":      {wrongKey, ok, "does not match the private key"},
+		"other root":     {good, otherRoot, "does not chain"},
+		"names":          {good, moreNames, "want exactly"},
+		"short validity": {good, longer, "minimum of 100 days"},
+		"no certificate": {certSecret{}, ok, "0 certificates"},
+	} {
+		_, err := verify(c.s, c.c)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want %q", name, err, c.want)
+		}
+		if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("%s: error quotes key material", name)
+		}
+	}
+}
+
+// ---- integration tests against the emulator ----
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+type fixture struct {
+	t    *testing.T
+	em   *localrun.Emulator
+	aws  aws.Config
+	cfg  Config
+	logs *syncBuffer
+	root *testCA
+	ca   *testCA // the intermediate that signs
+}
+
+// newFixture stores a two-level CA (root, intermediate) in a CA secret.
+func newFixture(t *testing.T) *fixture {
+	awsCfg := testbed.AWSConfig(t)
+	f := &fixture{t: t, em: localrun.NewEmulator(awsCfg), aws: awsCfg, logs: &syncBuffer{}}
+	f.root = newCA(t, "Test Root", nil, caOpts{})
+	f.ca = newCA(t, "Test Intermediate", f.root, caOpts{notAfter: time.Now().Add(2 * 365 * day)})
+	caARN := testbed.CreateSecret(t, f.em, f.ca.secretValue(t, f.root))
+	f.cfg = Config{CASecretID: caARN, KeyAlgorithm: KeyECDSAP256, Validity: 90 * day, MinValidity: 30 * day, RotationInterval: 30 * day}
+	return f
+}
+
+func (f *fixture) engine(smOpts ...func(*secretsmanager.Options)) *rotation.Engine {
+	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return rotation.New(secretsmanager.NewFromConfig(f.aws, smOpts...), New(f.cfg, f.aws), rotation.Options{TargetType: "tlscert", Function: "test", Logger: log})
+}
+
+func (f *fixture) rotate(arn string) string {
+	f.t.Helper()
+	res, err := f.em.Rotate(context.Background(), arn, localrun.InvokerFunc(f.engine().Handle), localrun.Options{Attempts: 1})
+	if err != nil {
+		f.t.Fatalf("rotate: %v", err)
+	}
+	return res.Token
+}
+
+func (f *fixture) invoke(e *rotation.Engine, step, arn, token string) error {
+	return e.Handle(context.Background(), events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token})
+}
+
+func (f *fixture) at(arn, stage string) certSecret {
+	f.t.Helper()
+	s, err := parseSecret(testbed.ValueAt(f.t, f.em, arn, stage))
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return s
+}
+
+const firstValue = `{"commonName":"svc.example.com","subjectAlternativeNames":["alt.example.com"],"owner":"team-a"}`
+
+func (f *fixture) assertGood(s certSecret, root *x509.Certificate) *x509.Certificate {
+	f.t.Helper()
+	leaf, err := verify(s, checks{cn: "svc.example.com", dns: []string{"svc.example.com", "alt.example.com"}, root: root, minValidity: f.cfg.MinValidity, now: time.Now()})
+	if err != nil {
+		f.t.Fatalf("stored certificate: %v", err)
+	}
+	return leaf
+}
+
+func TestRotateWithSecretCA(t *testing.T) {
+	for _, alg := range []string{KeyECDSAP256, KeyRSA2048} {
+		t.Run(alg, func(t *testing.T) {
+			f := newFixture(t)
+			f.cfg.KeyAlgorithm = alg
+			arn := testbed.CreateSecret(t, f.em, firstValue)
+			f.rotate(arn)
+			first := f.at(arn, "AWSCURRENT")
+			leaf := f.assertGood(first, f.root.cert)
+			if got := leaf.NotAfter.Sub(leaf.NotBefore); got < 90*day || got > 90*day+clockSkew+time.Minute {
+				t.Errorf("validity %s, want 90 days", got)
+			}
+			if (alg == KeyRSA2048) != (leaf.PublicKeyAlgorithm == x509.RSA) {
+				t.Errorf("key algorithm %s for %s", leaf.PublicKeyAlgorithm, alg)
+			}
+			if first.SerialNumber != serial(leaf) || first.NotAfter != leaf.NotAfter.UTC().Format(time.RFC3339) || first.Issuer != f.cfg.CASecretID {
+				t.Errorf("metadata fields do not describe the certificate: %+v", first)
+			}
+			if first.extra["owner"] == nil {
+				t.Errorf("unknown field owner was not kept")
+			}
+			f.rotate(arn)
+			second := f.at(arn, "AWSCURRENT")
+			f.assertGood(second, f.root.cert)
+			if second.SerialNumber == first.SerialNumber || second.PrivateKey == first.PrivateKey {
+				t.Errorf("second rotation did not make a new key and certificate")
+			}
+			if f.at(arn, "AWSPREVIOUS").SerialNumber != first.SerialNumber {
+				t.Errorf("AWSPREVIOUS is not the first certificate")
+			}
+		})
+	}
+}
+
+func TestNamesFromConfiguration(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.CommonName = "api.example.com"
+	f.cfg.SANs = []string{"api2.example.com"}
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	leaf, _ := parseCerts("", f.at(arn, "AWSCURRENT").Certificate)
+	if leaf[0].Subject.CommonName != "api.example.com" || !slices.Equal(leaf[0].DNSNames, []string{"api.example.com", "api2.example.com"}) {
+		t.Errorf("names %s %v", leaf[0].Subject.CommonName, leaf[0].DNSNames)
+	}
+}
+
+func TestEachStepTwice(t *testing.T) {
+	f := newFixture(t)
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	token := localrun.NewToken()
+	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
+		t.Fatal(err)
+	}
+	var afterCreate string
+	for _, step := range localrun.Steps {
+		for i := range 2 {
+			if err := f.invoke(f.engine(), step, arn, token); err != nil {
+				t.Fatalf("%s run %d: %v", step, i+1, err)
+			}
+			if step == rotation.StepCreate {
+				v := testbed.ValueOf(t, f.em, arn, token)
+				if i == 1 && v != afterCreate {
+					t.Fatalf("second createSecret changed the pending value")
+				}
+				afterCreate = v
+			}
+		}
+	}
+	f.assertGood(f.at(arn, "AWSCURRENT"), f.root.cert)
+}
+
+var errCrash = errors.New("simulated crash")
+
+// crashAfter: the k-th Secrets Manager call of the engine takes effect and
+// fails; later calls fail unsent.
+func crashAfter(k int) func(*secretsmanager.Options) {
+	calls := 0
+	return func(o *secretsmanager.Options) {
+		o.Retryer = aws.NopRetryer{}
+		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
+			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
+				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+					calls++
+					if calls > k {
+						return middleware.InitializeOutput{}, middleware.Metadata{}, errCrash
+					}
+					out, md, err := next.HandleInitialize(ctx, in)
+					if err == nil && calls == k {
+						err = errCrash
+					}
+					return out, md, err
+				}), middleware.Before)
+		})
+	}
+}
+
+// TestCrashDuringCreate kills createSecret after each of the engine's
+// Secrets Manager calls — before the certificate is issued and after, up to
+// and including PutSecretValue — and reruns it: the rotation then ends with a
+// good certificate, and the old one stays current until finishSecret.
+func TestCrashDuringCreate(t *testing.T) {
+	f := newFixture(t)
+	for k := 1; ; k++ {
+		arn := testbed.CreateSecret(t, f.em, firstValue)
+		f.rotate(arn)
+		old := f.at(arn, "AWSCURRENT")
+		token := localrun.NewToken()
+		if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
+			t.Fatal(err)
+		}
+		err := f.invoke(f.engine(crashAfter(k)), rotation.StepCreate, arn, token)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, errCrash) {
+			t.Fatalf("crash after %d calls: %v", k, err)
+		}
+		if f.at(arn, "AWSCURRENT").SerialNumber != old.SerialNumber {
+			t.Fatalf("crash after %d calls changed AWSCURRENT", k)
+		}
+		for _, step := range localrun.Steps {
+			if err := f.invoke(f.engine(), step, arn, token); err != nil {
+				t.Fatalf("crash after %d calls; rerun of %s: %v", k, step, err)
+			}
+		}
+		f.assertGood(f.at(arn, "AWSCURRENT"), f.root.cert)
+		t.Logf("crash after Secrets Manager call %d recovered", k)
+	}
+}
+
+// refused runs createSecret, which must fail naming want and store nothing.
+func (f *fixture) refused(value, want string) {
+	f.t.Helper()
+	arn := testbed.CreateSecret(f.t, f.em, value)
+	token := localrun.NewToken()
+	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
+		f.t.Fatal(err)
+	}
+	before, _ := f.em.Stages(context.Background(), arn)
+	err := f.invoke(f.engine(), rotation.StepCreate, arn, token)
+	if err == nil || !strings.Contains(err.Error(), want) {
+		f.t.Fatalf("createSecret error %v, want one naming %q", err, want)
+	}
+	if strings.Contains(err.Error(), "PRIVATE KEY") {
+		f.t.Errorf("error quotes a key")
+	}
+	if after, _ := f.em.Stages(context.Background(), arn); fmt.Sprint(after) != fmt.Sprint(before) {
+		f.t.Errorf("stages changed: %v -> %v", before, after)
+	}
+	if _, err := f.em.SM.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(token)}); err == nil {
+		f.t.Errorf("a pending value was stored")
+	}
+	if testbed.ValueAt(f.t, f.em, arn, "AWSCURRENT") != value {
+		f.t.Errorf("current value changed")
+	}
+}
+
+func TestBadIssuer(t *testing.T) {
+	f := newFixture(t)
+	store := func(v string) string { return testbed.CreateSecret(t, f.em, v) }
+
+	f.cfg.CASecretID = "no-such-ca-" + localrun.NewToken()[:8]
+	f.refused(firstValue, "no-such-ca-")
+
+	expired := newCA(t, "Expired CA", nil, caOpts{notBefore: time.Now().Add(-400 * day), notAfter: time.Now().Add(-day)})
+	f.cfg.CASecretID = store(expired.secretValue(t))
+	f.refused(firstValue, "expired")
+
+	notCA := newCA(t, "Leaf pretending", f.root, caOpts{notCA: true})
+	f.cfg.CASecretID = store(notCA.secretValue(t, f.root))
+	f.refused(firstValue, "is not a CA")
+
+	mismatch := newCA(t, "Mismatch", nil, caOpts{})
+	mismatch.key = newCA(t, "Other key", nil, caOpts{}).key
+	f.cfg.CASecretID = store(mismatch.secretValue(t))
+	f.refused(firstValue, "private key does not match")
+
+	short := newCA(t, "Short-lived CA", nil, caOpts{notAfter: time.Now().Add(30 * day)})
+	f.cfg.CASecretID = store(short.secretValue(t))
+	f.refused(firstValue, "after the issuer")
+}
+
+func TestBadNames(t *testing.T) {
+	f := newFixture(t)
+	f.refused(`{"commonName":"bad_name.example.com"}`, "bad_name.example.com")
+	f.refused(`{"commonName":"ok.example.com","subjectAlternativeNames":["ok2.example.com","x..example.com"]}`, "x..example.com")
+	f.refused(`{"subjectAlternativeNames":["ok.example.com"]}`, "no common name")
+}
+
+func TestExpiryWarning(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Validity, f.cfg.MinValidity, f.cfg.RotationInterval = 10*day, 5*day, 30*day
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	if strings.Contains(f.logs.String(), "expires before the next scheduled rotation") {
+		t.Fatal("warned about a certificate that did not exist yet")
+	}
+	f.rotate(arn)
+	if !strings.Contains(f.logs.String(), `"level":"WARN","msg":"current certificate expires before the next scheduled rotation"`) {
+		t.Errorf("no expiry warning in %s", f.logs.String())
+	}
+	f.cfg.RotationInterval = 7 * day
+	f.rotate(arn)
+	var infoLine string
+	for _, l := range strings.Split(f.logs.String(), "\n") {
+		if strings.Contains(l, `"level":"INFO","msg":"current certificate",`) {
+			infoLine = l
+		}
+	}
+	if !strings.Contains(infoLine, `"not_after":"`) || !strings.Contains(infoLine, `"days_left":`) {
+		t.Errorf("no not-after line for the current certificate: %q", infoLine)
+	}
+}
+
+func TestACMReimport(t *testing.T) {
+	f := newFixture(t)
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	first := f.at(arn, "AWSCURRENT")
+	api := acm.NewFromConfig(f.aws)
+	imp, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{
+		Certificate: []byte(first.Certificate), PrivateKey: []byte(first.PrivateKey), CertificateChain: []byte(first.CertificateChain),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	certARN := aws.ToString(imp.CertificateArn)
+	t.Cleanup(func() {
+		_, _ = api.DeleteCertificate(context.Background(), &acm.DeleteCertificateInput{CertificateArn: aws.String(certARN)})
+	})
+	f.cfg.ACMCertificateArn = certARN
+	f.rotate(arn)
+	second := f.at(arn, "AWSCURRENT")
+	out, err := api.GetCertificate(context.Background(), &acm.GetCertificateInput{CertificateArn: aws.String(certARN)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := parseCerts("", aws.ToString(out.Certificate))
+	if len(got) != 1 || serial(got[0]) != second.SerialNumber {
+		t.Fatalf("ACM certificate %s does not hold the new certificate %s", certARN, second.SerialNumber)
+	}
+
+	// testSecret compares ACM's certificate with the pending one: put the
+	// old one back in ACM after setSecret, and testSecret must fail.
+	token := localrun.NewToken()
+	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range localrun.Steps[:2] {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{CertificateArn: aws.String(certARN),
+		Certificate: []byte(first.Certificate), PrivateKey: []byte(first.PrivateKey), CertificateChain: []byte(first.CertificateChain)}); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.invoke(f.engine(), rotation.StepTest, arn, token); err == nil || !strings.Contains(err.Error(), first.SerialNumber) {
+		t.Fatalf("testSecret with a stale ACM certificate: %v", err)
+	}
+}
+
+// newPrivateCA creates and activates a root ACM Private CA the way AWS
+// documents it: sign the CA's own CSR with the RootCACertificate template,
+// then import the result.
+func newPrivateCA(t *testing.T, awsCfg aws.Config) (arn string, root *x509.Certificate) {
+	t.Helper()
+	ctx := context.Background()
+	api := acmpca.NewFromConfig(awsCfg)
+	out, err := api.CreateCertificateAuthority(ctx, &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityType: pcatypes.CertificateAuthorityTypeRoot,
+		CertificateAuthorityConfiguration: &pcatypes.CertificateAuthorityConfiguration{
+			KeyAlgorithm: pcatypes.KeyAlgorithmRsa2048, SigningAlgorithm: pcatypes.SigningAlgorithmSha256withrsa,
+			Subject: &pcatypes.ASN1Subject{CommonName: aws.String("Test Private Root")},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	arn = aws.ToString(out.CertificateAuthorityArn)
+	csr, err := api.GetCertificateAuthorityCsr(ctx, &acmpca.GetCertificateAuthorityCsrInput{CertificateAuthorityArn: aws.String(arn)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	iss, err := api.IssueCertificate(ctx, &acmpca.IssueCertificateInput{
+		CertificateAuthorityArn: aws.String(arn), Csr: []byte(aws.ToString(csr.Csr)),
+		SigningAlgorithm: pcatypes.SigningAlgorithmSha256withrsa,
+		TemplateArn:      aws.String("arn:aws:acm-pca:::template/RootCACertificate/V1"),
+		Validity:         &pcatypes.Validity{Type: pcatypes.ValidityPeriodTypeYears, Value: aws.Int64(10)},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := api.GetCertificate(ctx, &acmpca.GetCertificateInput{CertificateAuthorityArn: aws.String(arn), CertificateArn: iss.CertificateArn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := api.ImportCertificateAuthorityCertificate(ctx, &acmpca.ImportCertificateAuthorityCertificateInput{
+		CertificateAuthorityArn: aws.String(arn), Certificate: []byte(aws.ToString(got.Certificate)),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	certs, err := parseCerts("", aws.ToString(got.Certificate))
+	if err != nil || len(certs) != 1 {
+		t.Fatalf("root certificate: %v", err)
+	}
+	return arn, certs[0]
+}
+
+func TestRotateWithPrivateCA(t *testing.T) {
+	f := newFixture(t)
+	pcaARN, root := newPrivateCA(t, f.aws)
+	f.cfg.CASecretID, f.cfg.PCAArn = "", pcaARN
+	f.cfg.Validity, f.cfg.MinValidity = 30*day, 20*day
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	first := f.at(arn, "AWSCURRENT")
+	f.assertGood(first, root)
+	if first.Issuer != pcaARN {
+		t.Errorf("issuer %s, want %s", first.Issuer, pcaARN)
+	}
+	f.rotate(arn)
+	if f.at(arn, "AWSCURRENT").SerialNumber == first.SerialNumber {
+		t.Errorf("second rotation kept the certificate")
+	}
+	// A CA that is not ACTIVE is refused.
+	api := acmpca.NewFromConfig(f.aws)
+	pending, err := api.CreateCertificateAuthority(context.Background(), &acmpca.CreateCertificateAuthorityInput{
+		CertificateAuthorityType: pcatypes.CertificateAuthorityTypeRoot,
+		CertificateAuthorityConfiguration: &pcatypes.CertificateAuthorityConfiguration{
+			KeyAlgorithm: pcatypes.KeyAlgorithmRsa2048, SigningAlgorithm: pcatypes.SigningAlgorithmSha256withrsa,
+			Subject: &pcatypes.ASN1Subject{CommonName: aws.String("Not yet")},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cfg.PCAArn = aws.ToString(pending.CertificateAuthorityArn)
+	f.refused(firstValue, "not ACTIVE")
+	// A validity beyond the CA's own.
+	f.cfg.PCAArn = pcaARN
+	f.cfg.Validity = 20 * 365 * day
+	f.refused(firstValue, "after the issuer")
+}
+
+func TestLogsCarryNoPrivateKey(t *testing.T) {
+	f := newFixture(t)
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	k1 := f.at(arn, "AWSCURRENT").PrivateKey
+	f.rotate(arn)
+	k2 := f.at(arn, "AWSCURRENT").PrivateKey
+	logs := f.logs.String()
+	if !strings.Contains(logs, `"msg":"certificate issued"`) {
+		t.Fatalf("no target log lines captured")
+	}
+	caKey, _ := encodeKey(f.ca.key)
+	for _, k := range []string{k1, k2, caKey} {
+		body := strings.Join(strings.Split(k, "\n")[1:3], "")
+		if strings.Contains(logs, body) || strings.Contains(logs, "PRIVATE KEY") {
+			t.Errorf("log output contains private key material")
+		}
+	}
+}
+
+// TestEndToEndUnderRIE builds functions/tlscert, runs it under the runtime
+// interface emulator and rotates a secret twice through the local runner.
+func TestEndToEndUnderRIE(t *testing.T) {
+	f := newFixture(t)
+	rieBin := testbed.RIEBinary(t)
+	bootstrap := testbed.BuildFunction(t, "tlscert")
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	var out syncBuffer
+	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
+		Binary: rieBin, Bootstrap: bootstrap, Output: &out,
+		Env: []string{"AWS_LAMBDA_FUNCTION_NAME=tlscert", "CA_SECRET_ID=" + f.cfg.CASecretID, "VALIDITY_DAYS=60", "KEY_ALGORITHM=RSA_2048"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rie.Close()
+	var keys []string
+	for i := range 2 {
+		start := time.Now()
+		res, err := f.em.Rotate(context.Background(), arn, rie, localrun.Options{Attempts: 1})
+		if err != nil {
+			t.Fatalf("rotation %d: %v\n%s", i+1, err, out.String())
+		}
+		t.Logf("rotation %d under RIE: %s", i+1, time.Since(start))
+		if !slices.Contains(res.StagesAfter[res.Token], "AWSCURRENT") {
+			t.Fatalf("rotation %d: stages %v", i+1, res.StagesAfter)
+		}
+		cur := f.at(arn, "AWSCURRENT")
+		leaf := f.assertGood(cur, f.root.cert)
+		if leaf.PublicKeyAlgorithm != x509.RSA || leaf.NotAfter.Sub(leaf.NotBefore) < 60*day {
+			t.Errorf("function settings not applied: %s, %s", leaf.PublicKeyAlgorithm, leaf.NotAfter.Sub(leaf.NotBefore))
+		}
+		keys = append(keys, cur.PrivateKey)
+	}
+	logs := out.String()
+	for _, k := range keys {
+		if strings.Contains(logs, strings.Split(k, "\n")[1]) {
+			t.Errorf("function output contains a private key")
+		}
+	}
+	if !strings.Contains(logs, `"outcome":"success"`) || !strings.Contains(logs, `"msg":"current certificate"`) {
+		t.Errorf("function output lacks the step or expiry lines:\n%s", logs)
+	}
+}
+
+// TestVerifyIssuerClockAhead: a notBefore a little in the future (the
+// issuer's clock) passes; one far in the future does not.
+func TestVerifyIssuerClockAhead(t *testing.T) {
+	root := newCA(t, "Root", nil, caOpts{})
+	dns := []string{"svc.example.com"}
+	now := time.Now()
+	for _, c := range []struct {
+		ahead time.Duration
+		ok    bool
+	}{{2 * time.Second, true}, {clockSkew + time.Minute, false}} {
+		key, _ := newKey(KeyECDSAP256)
+		csr, _ := newCSR(key, dns[0], dns)
+		leaf, err := signWith(root.cert, root.key, csr, now.Add(clockSkew+c.ahead), 90*day)
+		if err != nil {
+			t.Fatal(err)
+		}
+		k, _ := encodeKey(key)
+		s := certSecret{Certificate: encodeCerts(leaf), PrivateKey: k}
+		_, err = verify(s, checks{cn: dns[0], dns: dns, root: root.cert, minValidity: day, now: now})
+		if (err == nil) != c.ok {
+			t.Errorf("notBefore %s ahead: error %v, want ok=%v", c.ahead, err, c.ok)
+		}
+	}
+}
