@@ -214,7 +214,6 @@ func kids(keys []keyring.Key) []string {
 	return out
 }
 
-
 func secretVersion(arn, id string) *secretsmanager.GetSecretValueInput {
 	return &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(id)}
 }
