@@ -4,8 +4,9 @@
 // A Keyring reads the AWSCURRENT, AWSPREVIOUS and (when a rotation is in
 // progress) AWSPENDING versions of the secret. It encrypts with the key of
 // AWSCURRENT and decrypts any ciphertext whose kid it holds: the keys of
-// those versions and the retired keys that each version carries while they
-// are within the function's grace period (GRACE_PERIOD). A ciphertext that
+// those versions and the retired keys that AWSCURRENT and AWSPENDING carry,
+// which are those that were within the function's grace period
+// (GRACE_PERIOD) when the version was created. A ciphertext that
 // names a kid the keyring does not hold makes it read the secret again once
 // (a rotation may have happened since), and then fails with a *KeyError
 // naming the kid.
@@ -199,9 +200,10 @@ func (k *Keyring) loadIfStale(ctx context.Context) error {
 	return k.load(ctx)
 }
 
-// load reads the labelled versions. The main key of a labelled version wins
-// over the copy of the same kid in another version's previous list; both
-// hold the same material.
+// load reads the labelled versions: every key of AWSCURRENT and AWSPENDING,
+// and the own key of AWSPREVIOUS. The retired keys that AWSPREVIOUS carries
+// are left out on purpose: those still within the grace period are carried
+// by AWSCURRENT as well, and the others aged out when AWSCURRENT was made.
 func (k *Keyring) load(ctx context.Context) error {
 	k.lastRefresh = k.opt.Now()
 	keys := map[string]Key{}
@@ -217,7 +219,13 @@ func (k *Keyring) load(ctx context.Context) error {
 			}
 			continue
 		}
-		for i, key := range doc.Keys() {
+		docKeys := doc.Keys()
+		if stage == "AWSPREVIOUS" && len(docKeys) > 0 {
+			// Only its own key: the keys it carries aged out or are
+			// carried by AWSCURRENT too.
+			docKeys = docKeys[:1]
+		}
+		for i, key := range docKeys {
 			if _, seen := keys[key.KID]; seen && i > 0 {
 				continue
 			}
