@@ -87,3 +87,34 @@ func stepDurations(res localrun.Result) []string {
 	}
 	return out
 }
+
+// TestEndToEndBadConfiguration runs the built function with a rotation
+// period KMS would refuse: every step fails with an error naming the
+// variable, and the secret is not touched.
+func TestEndToEndBadConfiguration(t *testing.T) {
+	e := newEnv(t)
+	ctx := context.Background()
+	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{
+		Binary:    testbed.RIEBinary(t),
+		Bootstrap: testbed.BuildFunction(t, "datakey"),
+		Env:       []string{"KMS_KEY_ID=" + e.symmetricKey(), "KMS_ROTATION_PERIOD_DAYS=30"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rie.Close()
+	arn := testbed.CreateSecret(t, e.em, "{}")
+	before := e.stages(arn)
+	res, err := e.em.Rotate(ctx, arn, rie, localrun.Options{Attempts: 1})
+	if err == nil || !strings.Contains(err.Error(), "KMS_ROTATION_PERIOD_DAYS=30 is outside 90..2560") {
+		t.Fatalf("rotation with a bad period: %v", err)
+	}
+	if _, err := e.em.SM.GetSecretValue(ctx, secretVersion(arn, res.Token)); err == nil {
+		t.Fatal("a pending value was stored")
+	}
+	for id := range before {
+		if testbed.ValueOf(t, e.em, arn, id) != "{}" || !hasStage(e.stages(arn), id, "AWSCURRENT") {
+			t.Fatal("the current version changed")
+		}
+	}
+}
