@@ -34,7 +34,7 @@ test:
 
 ## unit: the tests that need no emulator (fast feedback while editing).
 unit:
-	go test ./internal/password/ ./internal/targets/generic/
+	go test ./internal/password/ ./internal/targets/generic/ ./internal/grace/ ./pkg/...
 
 ## demo: rotate a sample secret locally, end to end.
 demo:
