@@ -186,11 +186,13 @@ func (s *Secret) With(username, password string) (string, error) {
 		out[k] = v
 	}
 	for k, v := range map[string]string{"username": username, "password": password} {
-		b, err := json.Marshal(v)
-		if err != nil {
+		var b bytes.Buffer
+		enc := json.NewEncoder(&b)
+		enc.SetEscapeHTML(false)
+		if err := enc.Encode(v); err != nil {
 			return "", err
 		}
-		out[k] = b
+		out[k] = bytes.TrimSuffix(b.Bytes(), []byte("\n"))
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
