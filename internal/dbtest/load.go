@@ -30,8 +30,8 @@ type LoadStats struct {
 // MeasureLogins runs k clients that keep opening connections with the
 // credentials of AWSCURRENT, re-read every few milliseconds, while r
 // rotations run back to back. With retry, a client whose login is refused
-// reads AWSCURRENT and AWSPENDING afresh and tries each (up to three
-// rounds), as a client of a
+// reads AWSCURRENT and AWSPENDING afresh and tries each (up to ten
+// rounds, 10 ms apart), as a client of a
 // single-user secret should.
 func MeasureLogins(t testing.TB, h *Harness, arn string, k, r int, retry bool, login LoginFunc) LoadStats {
 	t.Helper()
@@ -73,10 +73,13 @@ func MeasureLogins(t testing.TB, h *Harness, arn string, k, r int, retry bool, l
 				err := login(s.Username, s.Password)
 				if err != nil && retry && errors.Is(err, dbsecret.ErrCannotLogIn) {
 					atomic.AddInt64(&st.Retried, 1)
-					// Up to three rounds: between two reads the labels
+					// Up to ten rounds: between two reads the labels
 					// may move on to the next back-to-back rotation.
 				rounds:
-					for round := 0; round < 3; round++ {
+					for round := 0; round < 10; round++ {
+						if round > 0 {
+							time.Sleep(10 * time.Millisecond)
+						}
 						for _, stage := range []string{"AWSCURRENT", "AWSPENDING"} {
 							if s2, rerr := read(stage); rerr == nil {
 								if err = login(s2.Username, s2.Password); err == nil {

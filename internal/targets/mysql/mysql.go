@@ -21,8 +21,14 @@ import (
 // smaller limit keeps a secret portable between the two).
 const MaxUserLen = 32
 
-// errAccessDenied is ER_ACCESS_DENIED_ERROR: wrong password or no such user.
-const errAccessDenied = 1045
+// The errors of a refused login: ER_ACCESS_DENIED_ERROR (wrong password or
+// no such user) and ER_ACCESS_DENIED_NO_PASSWORD_ERROR, which MariaDB
+// sometimes gives instead for an account that does not exist (seen when
+// the pending clone is not created yet).
+const (
+	errAccessDenied           = 1045
+	errAccessDeniedNoPassword = 1698
+)
 
 // Driver is the MySQL/MariaDB dbtarget.Driver.
 type Driver struct{}
@@ -71,7 +77,7 @@ func (Driver) Connect(ctx context.Context, ep dbsecret.Endpoint, user, password 
 func classify(err error, user string, ep dbsecret.Endpoint) error {
 	kind := dbsecret.ErrCannotReach
 	var myErr *mysql.MySQLError
-	if errors.As(err, &myErr) && myErr.Number == errAccessDenied {
+	if errors.As(err, &myErr) && (myErr.Number == errAccessDenied || myErr.Number == errAccessDeniedNoPassword) {
 		kind = dbsecret.ErrCannotLogIn
 	}
 	return &dbsecret.ConnError{Kind: kind, User: user, Endpoint: ep.String(), Err: err}
