@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`): start the test bed (AWS API
-# emulator, aws-lambda-rie), run every test against it, stop it again.
+# emulator, aws-lambda-rie, PostgreSQL and MariaDB), run every test against
+# it, stop it again. KEEP_TESTBED=1 leaves it running.
 # EMULATOR=moto selects the fallback emulator. Extra arguments go to go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=0
 cleanup() {
-	if [[ $started == 1 && -z ${KEEP_TESTBED:-} ]]; then
-		scripts/testbed.sh down || true
+	if [[ -z ${KEEP_TESTBED:-} ]]; then
+		scripts/db.sh down || true
+		if [[ $started == 1 ]]; then
+			scripts/testbed.sh down || true
+		fi
 	fi
 }
 trap cleanup EXIT
@@ -17,6 +21,7 @@ if ! scripts/testbed.sh status >/dev/null 2>&1; then
 	started=1
 fi
 scripts/testbed.sh up
+scripts/db.sh up
 # shellcheck source=/dev/null
 . .testbed/env
 

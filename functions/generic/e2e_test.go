@@ -107,6 +107,7 @@ func TestRotationUnderTheRuntimeInterfaceEmulator(t *testing.T) {
 				t.Errorf("log line lacks %q: %s", k, line)
 			}
 		}
+		checkEMF(t, line)
 	}
 	if steps != 8 {
 		t.Errorf("%d step log lines for two rotations, want 8", steps)
@@ -182,5 +183,52 @@ func TestSampleEvents(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), ev.Step) || !strings.Contains(err.Error(), "ResourceNotFound") {
 			t.Errorf("%s: error %v does not name the step and the missing secret", f, err)
 		}
+	}
+}
+
+// checkEMF checks that a step's log line is also a valid CloudWatch Embedded
+// Metric Format record: every dimension and metric it declares is a field of
+// the line, and the counts say success.
+func checkEMF(t *testing.T, line string) {
+	t.Helper()
+	var rec struct {
+		AWS struct {
+			Timestamp         int64
+			CloudWatchMetrics []struct {
+				Namespace  string
+				Dimensions [][]string
+				Metrics    []struct{ Name, Unit string }
+			}
+		} `json:"_aws"`
+	}
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(line), &rec); err != nil {
+		t.Fatal(err)
+	}
+	_ = json.Unmarshal([]byte(line), &fields)
+	if rec.AWS.Timestamp == 0 || len(rec.AWS.CloudWatchMetrics) != 1 {
+		t.Fatalf("no EMF metadata in %s", line)
+	}
+	m := rec.AWS.CloudWatchMetrics[0]
+	if m.Namespace != "SecretsRotation" || len(m.Dimensions) != 1 || !slices.Equal(m.Dimensions[0], []string{"function", "step"}) {
+		t.Errorf("EMF namespace/dimensions %q %v", m.Namespace, m.Dimensions)
+	}
+	names := map[string]string{}
+	for _, d := range m.Dimensions[0] {
+		if _, ok := fields[d].(string); !ok {
+			t.Errorf("EMF dimension %q is not a string field of the line", d)
+		}
+	}
+	for _, x := range m.Metrics {
+		names[x.Name] = x.Unit
+		if _, ok := fields[x.Name].(float64); !ok {
+			t.Errorf("EMF metric %q has no numeric value in the line", x.Name)
+		}
+	}
+	if names["RotationStepDuration"] != "Milliseconds" || names["RotationStepSuccess"] != "Count" || names["RotationStepFailure"] != "Count" {
+		t.Errorf("EMF metrics %v", names)
+	}
+	if fields["RotationStepSuccess"] != 1.0 || fields["RotationStepFailure"] != 0.0 {
+		t.Errorf("a successful step counts success=%v failure=%v", fields["RotationStepSuccess"], fields["RotationStepFailure"])
 	}
 }

@@ -19,6 +19,11 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
 )
 
+// DefaultMetricsNamespace is the CloudWatch namespace of the functions'
+// Embedded Metric Format records; METRICS_NAMESPACE overrides it, and
+// METRICS_NAMESPACE=off turns the records off.
+const DefaultMetricsNamespace = "SecretsRotation"
+
 // Env gives the function's settings and the AWS configuration to a target's
 // constructor.
 type Env struct {
@@ -56,10 +61,18 @@ func Handler(ctx context.Context, targetType string, getenv func(string) string,
 	if err != nil {
 		return fail(err)
 	}
+	namespace := getenv("METRICS_NAMESPACE")
+	switch namespace {
+	case "":
+		namespace = DefaultMetricsNamespace
+	case "off":
+		namespace = ""
+	}
 	engine := rotation.New(secretsmanager.NewFromConfig(awsCfg), target, rotation.Options{
-		TargetType: targetType,
-		Function:   function,
-		Logger:     log,
+		TargetType:       targetType,
+		Function:         function,
+		Logger:           log,
+		MetricsNamespace: namespace,
 	})
 	return engine.Handle
 }

@@ -47,6 +47,7 @@ type Engine struct {
 	target     Target
 	targetType string
 	function   string
+	namespace  string
 	log        *slog.Logger
 }
 
@@ -59,6 +60,10 @@ type Options struct {
 	Function string
 	// Logger receives one line per invocation. Defaults to slog.Default().
 	Logger *slog.Logger
+	// MetricsNamespace, when set, makes each invocation's log line also a
+	// CloudWatch Embedded Metric Format record in that namespace: duration,
+	// success and failure per function and step, with no PutMetricData call.
+	MetricsNamespace string
 }
 
 // New returns an engine that rotates secrets through api with target.
@@ -72,6 +77,7 @@ func New(api secretstore.API, target Target, opts Options) *Engine {
 		target:     target,
 		targetType: opts.TargetType,
 		function:   opts.Function,
+		namespace:  opts.MetricsNamespace,
 		log:        log,
 	}
 }
@@ -91,11 +97,15 @@ func (e *Engine) Handle(ctx context.Context, ev events.SecretsManagerSecretRotat
 
 	action, arn, err := e.handle(ctx, ev, log)
 
+	durationMS := float64(time.Since(start).Microseconds()) / 1000
 	attrs := []slog.Attr{
 		slog.String("secret_arn", secretName(arn, ev.SecretID)),
 		slog.String("action", action),
-		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Float64("duration_ms", durationMS),
 		slog.Int64("secretsmanager_calls", e.store.Calls()-callsBefore),
+	}
+	if e.namespace != "" {
+		attrs = append(attrs, e.metrics(start, durationMS, err == nil)...)
 	}
 	if err != nil {
 		err = fmt.Errorf("%s %s: %w", stepName(ev.Step), secretName(arn, ev.SecretID), err)
@@ -106,6 +116,41 @@ func (e *Engine) Handle(ctx context.Context, ev events.SecretsManagerSecretRotat
 	attrs = append(attrs, slog.String("outcome", OutcomeSuccess))
 	log.LogAttrs(ctx, slog.LevelInfo, "rotation step done", attrs...)
 	return nil
+}
+
+// Names of the metrics in the Embedded Metric Format records.
+const (
+	MetricDuration = "RotationStepDuration"
+	MetricSuccess  = "RotationStepSuccess"
+	MetricFailure  = "RotationStepFailure"
+)
+
+// metrics returns the attributes that turn a log line into an Embedded
+// Metric Format record: the _aws metadata, and the metric values. The
+// dimensions are the line's own function and step fields.
+func (e *Engine) metrics(start time.Time, durationMS float64, ok bool) []slog.Attr {
+	success, failure := 1, 0
+	if !ok {
+		success, failure = 0, 1
+	}
+	meta := map[string]any{
+		"Timestamp": start.UnixMilli(),
+		"CloudWatchMetrics": []map[string]any{{
+			"Namespace":  e.namespace,
+			"Dimensions": [][]string{{"function", "step"}},
+			"Metrics": []map[string]string{
+				{"Name": MetricDuration, "Unit": "Milliseconds"},
+				{"Name": MetricSuccess, "Unit": "Count"},
+				{"Name": MetricFailure, "Unit": "Count"},
+			},
+		}},
+	}
+	return []slog.Attr{
+		slog.Any("_aws", meta),
+		slog.Float64(MetricDuration, durationMS),
+		slog.Int(MetricSuccess, success),
+		slog.Int(MetricFailure, failure),
+	}
 }
 
 // handle runs the entry checks and the step. It returns what it did, for the
@@ -119,7 +164,11 @@ func (e *Engine) handle(ctx context.Context, ev events.SecretsManagerSecretRotat
 		return "rejected", "", err
 	}
 	arn = meta.ARN
-	if meta.RotationEnabled != nil && !*meta.RotationEnabled {
+	// RotateSecret turns rotation on before it invokes the function, so a
+	// secret whose rotation is off, or was never set up (the field is then
+	// absent), is not being rotated by Secrets Manager: refuse rather than
+	// change a secret nobody asked to rotate.
+	if meta.RotationEnabled == nil || !*meta.RotationEnabled {
 		return "rejected", arn, ErrRotationOff
 	}
 	token := ev.ClientRequestToken

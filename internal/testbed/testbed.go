@@ -49,7 +49,7 @@ func Emulator(t testing.TB) *localrun.Emulator {
 func CreateSecret(t testing.TB, em *localrun.Emulator, value string) (arn string) {
 	t.Helper()
 	ctx := context.Background()
-	name := strings.NewReplacer("/", "-", " ", "-").Replace(t.Name()) + "-" + localrun.NewToken()[:8]
+	name := secretName(t.Name()) + "-" + localrun.NewToken()[:8]
 	out, err := em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
 		Name:         aws.String(name),
 		SecretString: aws.String(value),
@@ -129,4 +129,17 @@ func ModuleRoot(t testing.TB) string {
 		t.Fatalf("go env GOMOD: %v", err)
 	}
 	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+// secretName turns a test name into a valid secret name: characters other
+// than letters, digits and -/_+=.@ become "-". ("!" is valid on AWS, but
+// LocalStack refuses it.)
+func secretName(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', strings.ContainsRune("-_+=.@", r):
+			return r
+		}
+		return '-'
+	}, s)
 }

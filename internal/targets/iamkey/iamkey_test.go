@@ -336,11 +336,22 @@ func TestCrashDuringCreate(t *testing.T) {
 func (f *fixture) refusedCreate(arn, user, want string) {
 	f.t.Helper()
 	keysBefore := f.keys(user)
-	token := localrun.NewToken()
-	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
-		f.t.Fatal(err)
-	}
+	// A refused rotation stays open, as on AWS, which refuses a second
+	// RotateSecret while it is: retry the open one, as Secrets Manager does.
+	token := ""
 	stagesBefore, _ := f.em.Stages(context.Background(), arn)
+	for id, st := range stagesBefore {
+		if slices.Contains(st, "AWSPENDING") && !slices.Contains(st, "AWSCURRENT") {
+			token = id
+		}
+	}
+	if token == "" {
+		token = localrun.NewToken()
+		if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
+			f.t.Fatal(err)
+		}
+		stagesBefore, _ = f.em.Stages(context.Background(), arn)
+	}
 	err := f.invoke(f.engine(), rotation.StepCreate, arn, token)
 	if err == nil || !strings.Contains(err.Error(), want) {
 		f.t.Fatalf("createSecret error %v, want one naming %q", err, want)
