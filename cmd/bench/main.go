@@ -39,16 +39,6 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 )
 
-// benchCase says how to rotate a sample secret with one function.
-type benchCase struct {
-	Env     []string
-	Initial string
-}
-
-var cases = map[string]benchCase{
-	"generic": {Env: []string{"SECRET_KIND=password", "SECRET_FIELD=password"}, Initial: `{"username":"bench","password":"initial"}`},
-}
-
 func main() {
 	if err := run(os.Args[1:], os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -91,18 +81,23 @@ func run(args []string, stdout io.Writer) error {
 		return err
 	}
 	em := localrun.NewEmulator(cfg)
+	b := &bed{cfg: cfg, em: em}
 
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(stdout, "median of %d fresh processes per function (aws-lambda-rie, %s emulator)\n\n", *n, emulatorName())
 	fmt.Fprintln(tw, "function\tcold start ms\tinit ms\tcreate ms\tset ms\ttest ms\tfinish ms\trotation ms\tSM calls/rotation\tpeak RSS MiB\tbinary MiB\tzip MiB\t")
 	for _, name := range names {
-		bc, ok := cases[name]
+		setup, ok := cases[name]
 		if !ok {
 			return fmt.Errorf("no bench case for function %q", name)
 		}
 		var samples []sample
 		for i := range *n {
-			s, err := measure(ctx, em, name, bc, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
+			env, initial, err := setup(ctx, b)
+			if err != nil {
+				return fmt.Errorf("%s sample %d: setup: %w", name, i+1, err)
+			}
+			s, err := measure(ctx, em, name, env, initial, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
 			if err != nil {
 				return fmt.Errorf("%s sample %d: %w", name, i+1, err)
 			}
@@ -147,16 +142,16 @@ var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 // measure starts a fresh function process, rotates a new secret once cold
 // (timing the first invoke) and once warm (timing each step), and reads the
 // process's peak memory.
-func measure(ctx context.Context, em *localrun.Emulator, name string, bc benchCase, bootstrap, rieBin string) (sample, error) {
+func measure(ctx context.Context, em *localrun.Emulator, name string, env []string, initial, bootstrap, rieBin string) (sample, error) {
 	s := sample{steps: map[string]time.Duration{}}
 	out := &lockedBuffer{}
-	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{Binary: rieBin, Bootstrap: bootstrap, Env: bc.Env, Output: out})
+	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{Binary: rieBin, Bootstrap: bootstrap, Env: env, Output: out})
 	if err != nil {
 		return s, err
 	}
 	defer rie.Close()
 	created, err := em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: aws.String("bench/" + name + "/" + localrun.NewToken()[:8]), SecretString: aws.String(bc.Initial),
+		Name: aws.String("bench/" + name + "/" + localrun.NewToken()[:8]), SecretString: aws.String(initial),
 	})
 	if err != nil {
 		return s, err
