@@ -26,4 +26,9 @@ scripts/db.sh up
 . .testbed/env
 
 go vet ./...
-go test -count=1 -timeout 20m "$@" ./...
+# The zero-downtime tests run apart, verbosely, so that their figures (logins
+# and refusals while rotations run back to back) are printed.
+go test -count=1 -timeout 20m -skip '^TestZeroDowntime' "$@" ./...
+echo "== zero-downtime figures (PostgreSQL, MariaDB)"
+go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ |
+	grep -E '^(--- |ok|FAIL|panic)|clients, .* rotations'
