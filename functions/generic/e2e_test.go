@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -16,24 +14,6 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
-
-// syncBuffer collects the output of the emulator and the function.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // TestRotationUnderTheRuntimeInterfaceEmulator builds the function, runs its
 // bootstrap under aws-lambda-rie and rotates a JSON secret twice through the
@@ -43,7 +23,7 @@ func (b *syncBuffer) String() string {
 func TestRotationUnderTheRuntimeInterfaceEmulator(t *testing.T) {
 	bootstrap := testbed.BuildFunction(t, "generic")
 	em := testbed.Emulator(t)
-	out := &syncBuffer{}
+	out := &testbed.LogBuffer{}
 	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
 		Binary:    testbed.RIEBinary(t),
 		Bootstrap: bootstrap,

@@ -5,7 +5,6 @@ package dbtest
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -14,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -73,14 +71,26 @@ func SecretJSON(t testing.TB, fields map[string]any) string {
 	return string(b)
 }
 
+// withExtra sets the fields of extra in m, and deletes those whose value
+// is nil, and returns m.
+func withExtra(m, extra map[string]any) map[string]any {
+	for k, v := range extra {
+		if v == nil {
+			delete(m, k)
+		} else {
+			m[k] = v
+		}
+	}
+	return m
+}
+
 // Harness runs rotations of a target in-process through the engine, against
 // the emulator, and keeps every log line the engine and target wrote.
 type Harness struct {
 	T      testing.TB
 	Em     *localrun.Emulator
 	Target rotation.Target
-	mu     sync.Mutex
-	logs   bytes.Buffer
+	logs   testbed.LogBuffer
 	Engine *rotation.Engine
 }
 
@@ -91,27 +101,17 @@ func NewHarness(t testing.TB, target rotation.Target) *Harness {
 	return h
 }
 
-type lockedWriter struct{ h *Harness }
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.h.mu.Lock()
-	defer w.h.mu.Unlock()
-	return w.h.logs.Write(p)
-}
-
 // NewEngine returns an engine over api (a crashing client, say) that logs
 // into the harness.
 func (h *Harness) NewEngine(api *secretsmanager.Client) *rotation.Engine {
 	return rotation.New(api, h.Target, rotation.Options{
 		TargetType: "db-test", Function: "test",
-		Logger: slog.New(slog.NewJSONHandler(lockedWriter{h}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		Logger: slog.New(slog.NewJSONHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 }
 
 // Logs returns everything logged so far.
 func (h *Harness) Logs() string {
-	h.mu.Lock()
-	defer h.mu.Unlock()
 	return h.logs.String()
 }
 

@@ -75,12 +75,5 @@ func MySecret(t testing.TB, user, password string, extra map[string]any) map[str
 		"engine": "mariadb", "host": s["MYSQL_HOST"], "port": port, "username": user, "password": password,
 		"ca_bundle": s["MYSQL_CA_FILE"],
 	}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-	}
-	return m
+	return withExtra(m, extra)
 }

@@ -71,12 +71,5 @@ func PGSecret(t testing.TB, user, password string, extra map[string]any) map[str
 		"engine": "postgres", "host": s["PG_HOST"], "port": port, "username": user, "password": password,
 		"dbname": "postgres", "ca_bundle": s["PG_CA_FILE"],
 	}
-	for k, v := range extra {
-		if v == nil {
-			delete(m, k)
-		} else {
-			m[k] = v
-		}
-	}
-	return m
+	return withExtra(m, extra)
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -336,32 +335,6 @@ func TestRotationDisabled(t *testing.T) {
 	}
 }
 
-var errCrash = errors.New("simulated crash")
-
-// crashAfter makes a client whose k-th Secrets Manager call takes effect and
-// then fails, and whose later calls fail without being sent: the function
-// died right after its k-th call. k = 0 dies before the first call.
-func crashAfter(k int) func(*secretsmanager.Options) {
-	calls := 0
-	return func(o *secretsmanager.Options) {
-		o.Retryer = aws.NopRetryer{}
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					calls++
-					if calls > k {
-						return middleware.InitializeOutput{}, middleware.Metadata{}, errCrash
-					}
-					out, md, err := next.HandleInitialize(ctx, in)
-					if err == nil && calls == k {
-						err = errCrash
-					}
-					return out, md, err
-				}), middleware.Before)
-		})
-	}
-}
-
 // TestCrashAtEveryCall kills each step after each of its Secrets Manager
 // calls, then runs it again in a fresh engine (a new process) and finishes
 // the rotation: the result must be the one of an uninterrupted rotation, and
@@ -381,7 +354,9 @@ func TestCrashAtEveryCall(t *testing.T) {
 					t.Fatalf("%s: %v", prior, err)
 				}
 			}
-			crashing := f.newEngine(secretsmanager.NewFromConfig(cfg, crashAfter(k)))
+			// The k-th Secrets Manager call takes effect and fails; later ones
+			// fail unsent: the function died right after its k-th call.
+			crashing := f.newEngine(secretsmanager.NewFromConfig((&testbed.Crasher{K: k}).Config(cfg)))
 			err := f.invoke(crashing, step, arn, token)
 			if err == nil {
 				// The step makes fewer than k calls: every crash point is covered.
@@ -390,7 +365,7 @@ func TestCrashAtEveryCall(t *testing.T) {
 				}
 				break
 			}
-			if !errors.Is(err, errCrash) {
+			if !errors.Is(err, testbed.ErrCrash) {
 				t.Fatalf("%s crashed after %d calls: unexpected error %v", step, k, err)
 			}
 			if got := testbed.ValueOf(t, em, arn, old); got != "v0" {

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -208,7 +209,7 @@ func TestKMSKeyRotationIsEnsured(t *testing.T) {
 			t.Errorf("logs lack %s", want)
 		}
 	}
-	e.logs = &syncBuffer{}
+	e.logs = &testbed.LogBuffer{}
 	e.rotate(arn, cfg)
 	if !strings.Contains(e.logs.String(), `"found_rotation_enabled":true`) {
 		t.Error("second rotation did not log the rotation it found")
@@ -331,8 +332,9 @@ func TestCrashAtEveryCall(t *testing.T) {
 					t.Fatalf("%s: %v", prior, err)
 				}
 			}
-			c := &crasher{k: k}
-			sm, kc := c.clients(e.cfg)
+			// Secrets Manager and KMS calls count together.
+			crashing := (&testbed.Crasher{K: k}).Config(e.cfg)
+			sm, kc := secretsmanager.NewFromConfig(crashing), kms.NewFromConfig(crashing)
 			err = e.engine(cfg, sm, kc).Handle(ctx, ev(step))
 			if err == nil {
 				if k == 0 {
@@ -340,7 +342,7 @@ func TestCrashAtEveryCall(t *testing.T) {
 				}
 				break
 			}
-			if !errors.Is(err, errCrash) {
+			if !errors.Is(err, testbed.ErrCrash) {
 				t.Fatalf("%s crashed after %d calls: unexpected error %v", step, k, err)
 			}
 			if pt, err := e.keyring(arn, nil).Decrypt(ctx, ct, nil); err != nil || string(pt) != "old data" {

@@ -23,7 +23,7 @@ func TestEndToEndUnderRIE(t *testing.T) {
 	ctx := context.Background()
 	keyARN := e.symmetricKey()
 	bootstrap := testbed.BuildFunction(t, "datakey")
-	out := &syncBuffer{}
+	out := &testbed.LogBuffer{}
 	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{
 		Binary:    testbed.RIEBinary(t),
 		Bootstrap: bootstrap,

@@ -1,9 +1,7 @@
 package datakey_test
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"log/slog"
 	"slices"
 	"sync"
@@ -14,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -22,24 +19,6 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 	"github.com/secrets-rotation/secrets-rotation/pkg/keyring"
 )
-
-// syncBuffer collects log output from the engine and the target.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // clock is a settable test clock.
 type clock struct {
@@ -64,13 +43,13 @@ type env struct {
 	em   *localrun.Emulator
 	kms  *kms.Client
 	cfg  aws.Config
-	logs *syncBuffer
+	logs *testbed.LogBuffer
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	cfg := testbed.AWSConfig(t)
-	return &env{t: t, em: localrun.NewEmulator(cfg), kms: kms.NewFromConfig(cfg), cfg: cfg, logs: &syncBuffer{}}
+	return &env{t: t, em: localrun.NewEmulator(cfg), kms: kms.NewFromConfig(cfg), cfg: cfg, logs: &testbed.LogBuffer{}}
 }
 
 // newKMSKey creates a KMS key and schedules its deletion when the test ends.
@@ -159,47 +138,6 @@ func (e *env) rotationStatus(keyARN string) bool {
 		e.t.Fatal(err)
 	}
 	return st.KeyRotationEnabled
-}
-
-var errCrash = errors.New("simulated crash")
-
-// crasher makes the k-th AWS call (Secrets Manager and KMS counted together)
-// take effect and then fail, and every later call fail unsent: the function
-// died right after its k-th call. k = 0 dies before the first call.
-type crasher struct {
-	mu    sync.Mutex
-	k     int
-	calls int
-}
-
-func (c *crasher) middleware(stack *middleware.Stack) error {
-	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
-		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			c.mu.Lock()
-			c.calls++
-			n := c.calls
-			c.mu.Unlock()
-			if n > c.k {
-				return middleware.InitializeOutput{}, middleware.Metadata{}, errCrash
-			}
-			out, md, err := next.HandleInitialize(ctx, in)
-			if err == nil && n == c.k {
-				err = errCrash
-			}
-			return out, md, err
-		}), middleware.Before)
-}
-
-func (c *crasher) clients(cfg aws.Config) (*secretsmanager.Client, *kms.Client) {
-	sm := secretsmanager.NewFromConfig(cfg, func(o *secretsmanager.Options) {
-		o.Retryer = aws.NopRetryer{}
-		o.APIOptions = append(o.APIOptions, c.middleware)
-	})
-	k := kms.NewFromConfig(cfg, func(o *kms.Options) {
-		o.Retryer = aws.NopRetryer{}
-		o.APIOptions = append(o.APIOptions, c.middleware)
-	})
-	return sm, k
 }
 
 func hasStage(st map[string][]string, id, stage string) bool {

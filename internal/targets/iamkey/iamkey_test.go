@@ -1,7 +1,6 @@
 package iamkey
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -94,31 +91,13 @@ type fixture struct {
 	em   *localrun.Emulator
 	cfg  aws.Config
 	iam  *iam.Client
-	logs *syncBuffer
+	logs *testbed.LogBuffer
 	tc   Config
-}
-
-// syncBuffer collects log lines from the engine and the target.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func newFixture(t *testing.T) *fixture {
 	cfg := testbed.AWSConfig(t)
-	return &fixture{t: t, em: localrun.NewEmulator(cfg), cfg: cfg, iam: iam.NewFromConfig(cfg), logs: &syncBuffer{},
+	return &fixture{t: t, em: localrun.NewEmulator(cfg), cfg: cfg, iam: iam.NewFromConfig(cfg), logs: &testbed.LogBuffer{},
 		tc: Config{TestTimeout: 3 * time.Second}}
 }
 
@@ -261,32 +240,6 @@ func TestEachStepTwice(t *testing.T) {
 	}
 }
 
-var errCrash = errors.New("simulated crash")
-
-// crashAfter makes an IAM client whose k-th call takes effect and then
-// fails, and whose later calls fail unsent: the function died right after it.
-func crashAfter(k int, ops *[]string) func(*iam.Options) {
-	calls := 0
-	return func(o *iam.Options) {
-		o.Retryer = aws.NopRetryer{}
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					calls++
-					if calls > k {
-						return middleware.InitializeOutput{}, middleware.Metadata{}, errCrash
-					}
-					*ops = append(*ops, middleware.GetOperationName(ctx))
-					out, md, err := next.HandleInitialize(ctx, in)
-					if err == nil && calls == k {
-						err = errCrash
-					}
-					return out, md, err
-				}), middleware.Before)
-		})
-	}
-}
-
 // TestCrashDuringCreate kills createSecret after each of its IAM calls
 // (CreateAccessKey among them), reruns it in a fresh process and finishes
 // the rotation: the user must end with exactly the current and the
@@ -302,18 +255,23 @@ func TestCrashDuringCreate(t *testing.T) {
 		if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 			t.Fatal(err)
 		}
-		var ops []string
-		err := f.invoke(f.engine(crashAfter(k, &ops)), rotation.StepCreate, arn, token)
+		// Only the target's IAM client crashes: the engine's Secrets
+		// Manager calls and the STS check of the new key are not counted.
+		c := &testbed.Crasher{K: k}
+		err := f.invoke(f.engine(func(o *iam.Options) {
+			o.Retryer = aws.NopRetryer{}
+			o.APIOptions = append(o.APIOptions, c.Middleware)
+		}), rotation.StepCreate, arn, token)
 		if err == nil {
 			if !sawCreateKey {
 				t.Fatal("no crash point was CreateAccessKey")
 			}
 			break
 		}
-		if !errors.Is(err, errCrash) {
+		if !errors.Is(err, testbed.ErrCrash) {
 			t.Fatalf("crash after %d IAM calls: unexpected error %v", k, err)
 		}
-		last := ops[len(ops)-1]
+		last := c.Ops[len(c.Ops)-1]
 		sawCreateKey = sawCreateKey || last == "CreateAccessKey"
 		if got := f.keys(user); got[k1] != "Active" {
 			t.Fatalf("crash after %s: current key %s is %q", last, k1, got[k1])
@@ -493,7 +451,7 @@ func TestEndToEndUnderRIE(t *testing.T) {
 	rieBin := testbed.RIEBinary(t)
 	bootstrap := testbed.BuildFunction(t, "iamkey")
 	arn, user, k0, sk0 := f.secretWithKey()
-	var out syncBuffer
+	var out testbed.LogBuffer
 	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
 		Binary: rieBin, Bootstrap: bootstrap, Output: &out,
 		Env: []string{"AWS_LAMBDA_FUNCTION_NAME=iamkey", "TEST_TIMEOUT=10s", "AWS_REGION=" + f.cfg.Region},

@@ -20,7 +20,7 @@ func TestEndToEndUnderRIE(t *testing.T) {
 	e := newEnv(t)
 	ctx := context.Background()
 	bootstrap := testbed.BuildFunction(t, "jwtkeys")
-	out := &syncBuffer{}
+	out := &testbed.LogBuffer{}
 	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{
 		Binary:    testbed.RIEBinary(t),
 		Bootstrap: bootstrap,

@@ -1,7 +1,6 @@
 package jwtkeys_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -9,14 +8,12 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -25,33 +22,16 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/pkg/jwks"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	t    *testing.T
 	em   *localrun.Emulator
 	cfg  aws.Config
-	logs *syncBuffer
+	logs *testbed.LogBuffer
 }
 
 func newEnv(t *testing.T) *env {
 	cfg := testbed.AWSConfig(t)
-	return &env{t: t, em: localrun.NewEmulator(cfg), cfg: cfg, logs: &syncBuffer{}}
+	return &env{t: t, em: localrun.NewEmulator(cfg), cfg: cfg, logs: &testbed.LogBuffer{}}
 }
 
 func config(t *testing.T, m map[string]string) jwtkeys.Config {
@@ -329,29 +309,6 @@ func TestConfigErrors(t *testing.T) {
 	}
 }
 
-var errCrash = errors.New("simulated crash")
-
-func crashAfter(k int) func(*secretsmanager.Options) {
-	calls := 0
-	return func(o *secretsmanager.Options) {
-		o.Retryer = aws.NopRetryer{}
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					calls++
-					if calls > k {
-						return middleware.InitializeOutput{}, middleware.Metadata{}, errCrash
-					}
-					out, md, err := next.HandleInitialize(ctx, in)
-					if err == nil && calls == k {
-						err = errCrash
-					}
-					return out, md, err
-				}), middleware.Before)
-		})
-	}
-}
-
 // TestCrashAtEveryCall kills each step after each of its Secrets Manager
 // calls, reruns it in a fresh engine and finishes the rotation: the end
 // state is that of an uninterrupted rotation, and a token signed with the
@@ -381,14 +338,14 @@ func TestCrashAtEveryCall(t *testing.T) {
 					t.Fatalf("%s: %v", prior, err)
 				}
 			}
-			err = e.engine(cfg, secretsmanager.NewFromConfig(e.cfg, crashAfter(k))).Handle(ctx, ev(step))
+			err = e.engine(cfg, secretsmanager.NewFromConfig((&testbed.Crasher{K: k}).Config(e.cfg))).Handle(ctx, ev(step))
 			if err == nil {
 				if k == 0 {
 					t.Fatalf("%s made no call", step)
 				}
 				break
 			}
-			if !errors.Is(err, errCrash) {
+			if !errors.Is(err, testbed.ErrCrash) {
 				t.Fatalf("%s crashed after %d calls: unexpected error %v", step, k, err)
 			}
 			if _, err := e.accessor(arn).Verify(ctx, oldTok); err != nil {

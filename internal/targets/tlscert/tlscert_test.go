@@ -1,7 +1,6 @@
 package tlscert
 
 import (
-	"bytes"
 	"context"
 	"crypto"
 	"crypto/ecdsa"
@@ -16,7 +15,6 @@ import (
 	"math/big"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,7 +24,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/acmpca"
 	pcatypes "github.com/aws/aws-sdk-go-v2/service/acmpca/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -204,29 +201,12 @@ func TestVerify(t *testing.T) {
 
 // ---- integration tests against the emulator ----
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type fixture struct {
 	t    *testing.T
 	em   *localrun.Emulator
 	aws  aws.Config
 	cfg  Config
-	logs *syncBuffer
+	logs *testbed.LogBuffer
 	root *testCA
 	ca   *testCA // the intermediate that signs
 }
@@ -234,7 +214,7 @@ type fixture struct {
 // newFixture stores a two-level CA (root, intermediate) in a CA secret.
 func newFixture(t *testing.T) *fixture {
 	awsCfg := testbed.AWSConfig(t)
-	f := &fixture{t: t, em: localrun.NewEmulator(awsCfg), aws: awsCfg, logs: &syncBuffer{}}
+	f := &fixture{t: t, em: localrun.NewEmulator(awsCfg), aws: awsCfg, logs: &testbed.LogBuffer{}}
 	f.root = newCA(t, "Test Root", nil, caOpts{})
 	f.ca = newCA(t, "Test Intermediate", f.root, caOpts{notAfter: time.Now().Add(2 * 365 * day)})
 	caARN := testbed.CreateSecret(t, f.em, f.ca.secretValue(t, f.root))
@@ -242,9 +222,15 @@ func newFixture(t *testing.T) *fixture {
 	return f
 }
 
-func (f *fixture) engine(smOpts ...func(*secretsmanager.Options)) *rotation.Engine {
+func (f *fixture) engine() *rotation.Engine {
+	return f.engineSM(secretsmanager.NewFromConfig(f.aws))
+}
+
+// engineSM makes an engine whose own Secrets Manager calls go through sm;
+// the target's clients (the CA secret, ACM) stay on f.aws.
+func (f *fixture) engineSM(sm *secretsmanager.Client) *rotation.Engine {
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return rotation.New(secretsmanager.NewFromConfig(f.aws, smOpts...), New(f.cfg, f.aws), rotation.Options{TargetType: "tlscert", Function: "test", Logger: log})
+	return rotation.New(sm, New(f.cfg, f.aws), rotation.Options{TargetType: "tlscert", Function: "test", Logger: log})
 }
 
 func (f *fixture) rotate(arn string) string {
@@ -351,31 +337,6 @@ func TestEachStepTwice(t *testing.T) {
 	f.assertGood(f.at(arn, "AWSCURRENT"), f.root.cert)
 }
 
-var errCrash = errors.New("simulated crash")
-
-// crashAfter: the k-th Secrets Manager call of the engine takes effect and
-// fails; later calls fail unsent.
-func crashAfter(k int) func(*secretsmanager.Options) {
-	calls := 0
-	return func(o *secretsmanager.Options) {
-		o.Retryer = aws.NopRetryer{}
-		o.APIOptions = append(o.APIOptions, func(stack *middleware.Stack) error {
-			return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
-				func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-					calls++
-					if calls > k {
-						return middleware.InitializeOutput{}, middleware.Metadata{}, errCrash
-					}
-					out, md, err := next.HandleInitialize(ctx, in)
-					if err == nil && calls == k {
-						err = errCrash
-					}
-					return out, md, err
-				}), middleware.Before)
-		})
-	}
-}
-
 // TestCrashDuringCreate kills createSecret after each of the engine's
 // Secrets Manager calls — before the certificate is issued and after, up to
 // and including PutSecretValue — and reruns it: the rotation then ends with a
@@ -390,11 +351,11 @@ func TestCrashDuringCreate(t *testing.T) {
 		if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 			t.Fatal(err)
 		}
-		err := f.invoke(f.engine(crashAfter(k)), rotation.StepCreate, arn, token)
+		err := f.invoke(f.engineSM(secretsmanager.NewFromConfig((&testbed.Crasher{K: k}).Config(f.aws))), rotation.StepCreate, arn, token)
 		if err == nil {
 			break
 		}
-		if !errors.Is(err, errCrash) {
+		if !errors.Is(err, testbed.ErrCrash) {
 			t.Fatalf("crash after %d calls: %v", k, err)
 		}
 		if f.at(arn, "AWSCURRENT").SerialNumber != old.SerialNumber {
@@ -652,7 +613,7 @@ func TestEndToEndUnderRIE(t *testing.T) {
 	rieBin := testbed.RIEBinary(t)
 	bootstrap := testbed.BuildFunction(t, "tlscert")
 	arn := testbed.CreateSecret(t, f.em, firstValue)
-	var out syncBuffer
+	var out testbed.LogBuffer
 	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
 		Binary: rieBin, Bootstrap: bootstrap, Output: &out,
 		Env: []string{"AWS_LAMBDA_FUNCTION_NAME=tlscert", "CA_SECRET_ID=" + f.cfg.CASecretID, "VALIDITY_DAYS=60", "KEY_ALGORITHM=RSA_2048"},
