@@ -122,6 +122,9 @@ func TestInvalidConfigurationFailsEveryInvocation(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "configuration") {
 				t.Fatalf("error %v does not name %q", err, want)
 			}
+			if fe, ok := err.(*localrun.FunctionError); !ok || fe.Type != "ConfigError" {
+				t.Errorf("Lambda error type %v, want ConfigError", err)
+			}
 			if testbed.ValueAt(t, em, arn, "AWSCURRENT") != "v0" {
 				t.Error("AWSCURRENT changed")
 			}
@@ -162,6 +165,9 @@ func TestSampleEvents(t *testing.T) {
 		err = rie.Invoke(context.Background(), ev)
 		if err == nil || !strings.Contains(err.Error(), ev.Step) || !strings.Contains(err.Error(), "ResourceNotFound") {
 			t.Errorf("%s: error %v does not name the step and the missing secret", f, err)
+		}
+		if fe, ok := err.(*localrun.FunctionError); !ok || fe.Type != "StepError" {
+			t.Errorf("%s: Lambda error type %v, want StepError", f, err)
 		}
 	}
 }

@@ -48,8 +48,8 @@ func Start(targetType string, newTarget NewTarget) {
 func Handler(ctx context.Context, targetType string, getenv func(string) string, newTarget NewTarget) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
 	log := NewLogger(getenv)
 	function := getenv("AWS_LAMBDA_FUNCTION_NAME")
-	fail := func(err error) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
-		err = fmt.Errorf("%s function configuration: %w", targetType, err)
+	fail := func(cause error) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
+		err := &ConfigError{Target: targetType, Err: cause}
 		log.Error("invalid configuration", slog.String("function", function), slog.String("target", targetType), slog.String("error", err.Error()))
 		return func(context.Context, events.SecretsManagerSecretRotationEvent) error { return err }
 	}
@@ -76,6 +76,20 @@ func Handler(ctx context.Context, targetType string, getenv func(string) string,
 	})
 	return engine.Handle
 }
+
+// ConfigError is the error every invocation returns when the function's
+// configuration is invalid; Lambda reports it as "ConfigError".
+type ConfigError struct {
+	Target string
+	Err    error
+}
+
+func (e *ConfigError) Error() string {
+	return fmt.Sprintf("%s function configuration: %v", e.Target, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *ConfigError) Unwrap() error { return e.Err }
 
 // NewLogger returns the JSON logger of the functions: one object per line on
 // standard output, which Lambda sends to CloudWatch Logs. LOG_LEVEL sets the

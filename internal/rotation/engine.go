@@ -35,6 +35,20 @@ var (
 	ErrEmptyValue      = errors.New("target produced an empty value")
 )
 
+// StepError is the error of a failed invocation. Lambda reports its type
+// name, so Secrets Manager and CloudWatch show "StepError" with a message
+// that names the step, the secret and the cause.
+type StepError struct {
+	Step   string
+	Secret string
+	Err    error
+}
+
+func (e *StepError) Error() string { return e.Step + " " + e.Secret + ": " + e.Err.Error() }
+
+// Unwrap returns the cause, for errors.Is and errors.As.
+func (e *StepError) Unwrap() error { return e.Err }
+
 // Outcomes written in the log line of each invocation.
 const (
 	OutcomeSuccess = "success"
@@ -108,7 +122,7 @@ func (e *Engine) Handle(ctx context.Context, ev events.SecretsManagerSecretRotat
 		attrs = append(attrs, e.metrics(start, durationMS, err == nil)...)
 	}
 	if err != nil {
-		err = fmt.Errorf("%s %s: %w", stepName(ev.Step), secretName(arn, ev.SecretID), err)
+		err = &StepError{Step: stepName(ev.Step), Secret: secretName(arn, ev.SecretID), Err: err}
 		attrs = append(attrs, slog.String("outcome", OutcomeFailure), slog.String("error", err.Error()))
 		log.LogAttrs(ctx, slog.LevelError, "rotation step failed", attrs...)
 		return err
