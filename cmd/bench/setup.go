@@ -173,6 +173,9 @@ func (b *bed) mysqlExec(ctx context.Context, stmt string, args ...any) error {
 	cfg.User, cfg.Passwd = b.db["MYSQL_ADMIN_USER"], b.db["MYSQL_ADMIN_PASSWORD"]
 	cfg.Net, cfg.Addr = "tcp", net.JoinHostPort(b.db["MYSQL_HOST"], b.db["MYSQL_PORT"])
 	cfg.TLS = tlsCfg
+	// CREATE USER cannot be a server-side prepared statement: let the
+	// driver escape the values into the statement instead.
+	cfg.InterpolateParams = true
 	connector, err := mysql.NewConnector(cfg)
 	if err != nil {
 		return err
