@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # sam-check.sh: lint and build template.yaml the way a deployer would, with no
-# Docker and no AWS account: cfn-lint, `sam validate --lint`, `sam build`
-# (BuildMethod makefile, so the Makefile's Go flags apply), then a check that
-# each function's artifact holds an executable linux/arm64 `bootstrap`.
+# Docker and no AWS account: cfn-lint, `sam validate` (the SAM translator),
+# `sam validate --lint`, `sam build` (BuildMethod makefile, so the Makefile's
+# Go flags apply), then a check that each function's artifact holds an
+# executable linux/arm64 `bootstrap`.
 #
 # The SAM CLI and cfn-lint are installed at the versions pinned, with every
 # dependency, in scripts/sam-requirements.txt into .testbed/sam-venv (reused
@@ -59,8 +60,9 @@ fi
 step "cfn-lint template.yaml (errors, warnings and informational findings all fail)"
 "$venv/bin/cfn-lint" --include-checks I -- template.yaml
 
-step "sam validate --lint"
-"$venv/bin/sam" validate --lint --template-file template.yaml
+step "sam validate (the SAM translator) and sam validate --lint"
+"$venv/bin/sam" validate --region "$AWS_REGION" --template-file template.yaml
+"$venv/bin/sam" validate --lint --region "$AWS_REGION" --template-file template.yaml
 
 step "sam build into $build_dir"
 command -v go >/dev/null || { echo "sam-check: go is not on PATH" >&2; exit 1; }
