@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`): start the test bed (AWS API
 # emulator, aws-lambda-rie, PostgreSQL and MariaDB), run every test against
-# it, stop it again. KEEP_TESTBED=1 leaves it running.
+# it, check the SAM template offline (cfn-lint, sam validate --lint, sam
+# build), stop the test bed again. KEEP_TESTBED=1 leaves it running.
 # EMULATOR=moto selects the fallback emulator. Extra arguments go to go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,3 +33,5 @@ go test -count=1 -timeout 20m -skip '^TestZeroDowntime' "$@" ./...
 echo "== zero-downtime figures (PostgreSQL, MariaDB)"
 go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ |
 	grep -E '^(--- |ok|FAIL|panic)|clients, .* rotations'
+echo "== SAM template: cfn-lint, sam validate --lint, sam build (no Docker)"
+scripts/sam-check.sh

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -133,42 +131,6 @@ func TestInvalidConfigurationFailsEveryInvocation(t *testing.T) {
 				t.Errorf("labels changed: %v", stages)
 			}
 		})
-	}
-}
-
-// TestSampleEvents invokes the built function with each sample event of
-// events/generic: each must reach the handler as its step and fail with an
-// error that names the step and the (absent) example secret.
-func TestSampleEvents(t *testing.T) {
-	bootstrap := testbed.BuildFunction(t, "generic")
-	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{Binary: testbed.RIEBinary(t), Bootstrap: bootstrap})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rie.Close()
-	files, _ := filepath.Glob(filepath.Join(testbed.ModuleRoot(t), "events", "generic", "*.json"))
-	if len(files) != 4 {
-		t.Fatalf("events/generic has %d events, want one per step", len(files))
-	}
-	for _, f := range files {
-		raw, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var ev events.SecretsManagerSecretRotationEvent
-		if err := json.Unmarshal(raw, &ev); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		if ev.Step+".json" != filepath.Base(f) || ev.SecretID == "" || ev.ClientRequestToken == "" {
-			t.Errorf("%s: event %+v does not match its file name or lacks a field", f, ev)
-		}
-		err = rie.Invoke(context.Background(), ev)
-		if err == nil || !strings.Contains(err.Error(), ev.Step) || !strings.Contains(err.Error(), "ResourceNotFound") {
-			t.Errorf("%s: error %v does not name the step and the missing secret", f, err)
-		}
-		if fe, ok := err.(*localrun.FunctionError); !ok || fe.Type != "StepError" {
-			t.Errorf("%s: Lambda error type %v, want StepError", f, err)
-		}
 	}
 }
 
