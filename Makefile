@@ -34,7 +34,8 @@ test:
 
 ## unit: the tests that need no emulator (fast feedback while editing).
 unit:
-	go test ./internal/password/ ./internal/targets/generic/ ./internal/grace/ ./pkg/...
+	go test ./internal/password/ ./internal/secretstore/ ./internal/grace/ ./pkg/...
+	go test -run 'ValidateEvent|StepError' ./internal/rotation/
 
 ## demo: rotate a sample secret locally, end to end.
 demo:
