@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -49,10 +50,13 @@ type Conn interface {
 
 // SecretsAPI is the part of Secrets Manager the target calls itself: the
 // master secret of the alternating-users strategy and the versions a
-// single-user rotation may fall back on.
+// single-user rotation may fall back on. ListSecretVersionIds is needed
+// because DescribeSecret lists only the versions that carry a staging label,
+// and the one password that still works may sit on an unlabelled one.
 type SecretsAPI interface {
 	GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
 	DescribeSecret(context.Context, *secretsmanager.DescribeSecretInput, ...func(*secretsmanager.Options)) (*secretsmanager.DescribeSecretOutput, error)
+	ListSecretVersionIds(context.Context, *secretsmanager.ListSecretVersionIdsInput, ...func(*secretsmanager.Options)) (*secretsmanager.ListSecretVersionIdsOutput, error)
 }
 
 // Target rotates database credentials.
@@ -202,7 +206,8 @@ func (t *Target) setSingle(ctx context.Context, req *rotation.StepRequest, log *
 // loginAsUser logs in with AWSCURRENT, or AWSPREVIOUS when the current
 // password no longer works (a rotation that set a password and then failed
 // before finishSecret is undone by no one; the previous value is the last
-// one that worked before it).
+// one that worked before it), or failing both with one of the other
+// versions the secret still holds (see loginWithOtherVersion).
 func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur *dbsecret.Secret) (Conn, string, error) {
 	conn, err := t.login(ctx, cur)
 	if err == nil {
@@ -217,7 +222,7 @@ func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur
 	}
 	if ok {
 		ps, perr := t.parse("AWSPREVIOUS", prev.Value)
-		if perr == nil && sameTarget(cur, ps) == nil && ps.Username == cur.Username {
+		if perr == nil && sameUser(cur, ps) {
 			conn, perr := t.login(ctx, ps)
 			if perr == nil {
 				return conn, "AWSPREVIOUS", nil
@@ -227,7 +232,104 @@ func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur
 			}
 		}
 	}
-	return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS: %w", cur.Username, err)
+	conn, label, tried, oerr := t.loginWithOtherVersion(ctx, req, cur)
+	if oerr != nil {
+		return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (%w); looking for another version: %w", cur.Username, err, oerr)
+	}
+	if conn != nil {
+		return conn, label, nil
+	}
+	return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS, nor with %d other versions of the secret: %w", cur.Username, tried, err)
+}
+
+// sameUser reports whether s names the user and server of cur: only such a
+// version may be used to log in and change cur's password.
+func sameUser(cur, s *dbsecret.Secret) bool {
+	return sameTarget(cur, s) == nil && s.Username == cur.Username
+}
+
+// maxOtherVersions bounds how many versions besides AWSCURRENT and
+// AWSPREVIOUS a single-user setSecret tries: each costs a read and a login.
+const maxOtherVersions = 5
+
+// loginWithOtherVersion is the last resort of a single-user setSecret whose
+// AWSCURRENT and AWSPREVIOUS both fail: a rotation was abandoned after its
+// setSecret changed the password, and an operator took AWSPENDING off that
+// version by hand so that a new rotation could start. The only password the
+// database accepts then sits on a version without a label. It tries the
+// other versions, newest first and at most maxOtherVersions of them, that
+// name the same user and server. It returns a nil Conn when none logs in,
+// with the number it tried.
+func (t *Target) loginWithOtherVersion(ctx context.Context, req *rotation.StepRequest, cur *dbsecret.Secret) (Conn, string, int, error) {
+	ids, err := t.otherVersionIDs(ctx, req)
+	if err != nil {
+		return nil, "", 0, err
+	}
+	tried := 0
+	for _, id := range ids {
+		v, err := req.Versions.ByID(ctx, id)
+		if err != nil {
+			// A placeholder without a value, or a version deleted since.
+			req.Log.LogAttrs(ctx, slog.LevelDebug, "other version unreadable: skipped", slog.String("other_version_id", id), slog.Any("error", err))
+			continue
+		}
+		s, err := t.parse("version "+id, v.Value)
+		if err != nil || !sameUser(cur, s) {
+			req.Log.LogAttrs(ctx, slog.LevelWarn, "other version names another user or server: skipped", slog.String("other_version_id", id))
+			continue
+		}
+		tried++
+		conn, err := t.login(ctx, s)
+		if err == nil {
+			req.Log.LogAttrs(ctx, slog.LevelWarn, "AWSCURRENT and AWSPREVIOUS do not log in; a version without those labels does",
+				slog.String("user", cur.Username), slog.String("other_version_id", id))
+			return conn, "version " + id, tried, nil
+		}
+		if !errors.Is(err, dbsecret.ErrCannotLogIn) {
+			return nil, "", tried, err
+		}
+	}
+	return nil, "", tried, nil
+}
+
+// otherVersionIDs lists the versions of the secret, labelled or not, other
+// than AWSCURRENT, AWSPREVIOUS and the pending one (all tried before), newest
+// first, at most maxOtherVersions of them. DescribeSecret lists only labelled versions on AWS, hence
+// ListSecretVersionIds with IncludeDeprecated.
+func (t *Target) otherVersionIDs(ctx context.Context, req *rotation.StepRequest) ([]string, error) {
+	var all []smtypes.SecretVersionsListEntry
+	p := secretsmanager.NewListSecretVersionIdsPaginator(t.sm, &secretsmanager.ListSecretVersionIdsInput{
+		SecretId: aws.String(req.Secret.ARN), IncludeDeprecated: aws.Bool(true), MaxResults: aws.Int32(100),
+	})
+	// Secrets Manager keeps about 100 unlabelled versions: two pages at most
+	// in practice; the bound keeps a misbehaving endpoint from looping.
+	for page := 0; p.HasMorePages() && page < 5; page++ {
+		out, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("list versions of %s: %w", req.Secret.ARN, err)
+		}
+		all = append(all, out.Versions...)
+	}
+	// Newest first. Emulators give creation dates in whole seconds (moto:
+	// the time of the call) and list oldest first, so ties keep the
+	// reverse of the listed order.
+	slices.Reverse(all)
+	slices.SortStableFunc(all, func(a, b smtypes.SecretVersionsListEntry) int {
+		return aws.ToTime(b.CreatedDate).Compare(aws.ToTime(a.CreatedDate))
+	})
+	var ids []string
+	for _, v := range all {
+		id := aws.ToString(v.VersionId)
+		if id == "" || id == req.Secret.Token ||
+			slices.Contains(v.VersionStages, "AWSCURRENT") || slices.Contains(v.VersionStages, "AWSPREVIOUS") {
+			continue
+		}
+		ids = append(ids, id)
+		if len(ids) == maxOtherVersions {
+			break
+		}
+	}
+	return ids, nil
 }
 
 func (t *Target) setAlternating(ctx context.Context, log *slog.Logger, cur, pend *dbsecret.Secret) error {

@@ -104,10 +104,15 @@ func NewHarness(t testing.TB, target rotation.Target) *Harness {
 // NewEngine returns an engine over api (a crashing client, say) that logs
 // into the harness.
 func (h *Harness) NewEngine(api *secretsmanager.Client) *rotation.Engine {
-	return rotation.New(api, h.Target, rotation.Options{
+	return rotation.New(api, h.Target, h.options())
+}
+
+// options are the engine options of the harness: its logs are kept.
+func (h *Harness) options() rotation.Options {
+	return rotation.Options{
 		TargetType: "db-test", Function: "test",
 		Logger: slog.New(slog.NewJSONHandler(&h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-	})
+	}
 }
 
 // Logs returns everything logged so far.

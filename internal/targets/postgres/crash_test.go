@@ -3,64 +3,52 @@ package postgres_test
 import (
 	"testing"
 
-	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/rds"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/dbtarget"
 	"github.com/secrets-rotation/secrets-rotation/internal/dbtest"
+	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
+	"github.com/secrets-rotation/secrets-rotation/internal/targets/postgres"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
 
-// someVersionLogsIn asserts the invariant: AWSCURRENT or AWSPENDING logs in.
-func someVersionLogsIn(t *testing.T, h *dbtest.Harness, arn, when string) {
-	t.Helper()
-	for _, stage := range []string{"AWSCURRENT", "AWSPENDING"} {
-		if s, err := dbsecret.Parse(testbed.ValueAt(t, h.Em, arn, stage), dbsecret.Defaults{}); err == nil && login(t, s) == nil {
-			return
-		}
+// crashSpec describes PostgreSQL to the shared crash tests of dbtest; with
+// alternating, the secret names a master secret (a CREATEROLE role).
+func crashSpec(alternating bool) dbtest.CrashSpec {
+	return dbtest.CrashSpec{
+		NewTarget: func(cfg aws.Config) rotation.Target {
+			return dbtarget.New(dbtarget.DefaultConfig(), postgres.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
+		},
+		NewSecret: func(t *testing.T, em *localrun.Emulator) string {
+			user, pw := dbtest.PGUser(t, "crash", "")
+			var extra map[string]any
+			if alternating {
+				master, mpw := dbtest.PGUser(t, "master", "CREATEROLE")
+				extra = map[string]any{"masterarn": testbed.CreateSecret(t, em, dbtest.SecretJSON(t, dbtest.PGSecret(t, master, mpw, nil)))}
+			}
+			return testbed.CreateSecret(t, em, dbtest.SecretJSON(t, dbtest.PGSecret(t, user, pw, extra)))
+		},
+		Login: login,
+		SetPassword: func(t testing.TB, user, password string) {
+			dbtest.PGExec(t, "ALTER ROLE "+pgx.Identifier{user}.Sanitize()+" PASSWORD '"+password+"'")
+		},
 	}
-	t.Fatalf("%s: no stored version logs in", when)
 }
 
-// TestCrashes: a setSecret that changed the password and died, a
-// finishSecret that never ran, and a rotation abandoned midway followed by
-// a retry: each time the next run succeeds and some version logs in.
-func TestCrashes(t *testing.T) {
-	user, pw := dbtest.PGUser(t, "crash", "")
-	h := dbtest.NewHarness(t, newTarget(t))
-	arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, dbtest.PGSecret(t, user, pw, nil)))
-
-	token := h.Open(arn)
-	step := func(s string) {
-		t.Helper()
-		if err := h.Step(nil, s, arn, token); err != nil {
-			t.Fatalf("%s: %v", s, err)
-		}
-		someVersionLogsIn(t, h, arn, "after "+s)
-	}
-	step("createSecret")
-	step("setSecret") // changed the password; say the function died before returning
-	step("setSecret") // Secrets Manager retries it: nothing left to do
-	step("testSecret")
-	// finishSecret never ran: AWSCURRENT no longer logs in, AWSPENDING does.
-	someVersionLogsIn(t, h, arn, "finishSecret missing")
-	// The retried rotation (same token, as Secrets Manager does while
-	// AWSPENDING is on an unfinished version) completes.
-	step("setSecret")
-	step("testSecret")
-	step("finishSecret")
-	if err := h.Em.CloseRotation(t.Context(), arn, token); err != nil {
-		t.Fatal(err)
-	}
-	mustLogIn(t, "AWSCURRENT after the finished retry", h.Current(arn))
-
-	// Abandoned after createSecret: the new value was never set, so
-	// AWSCURRENT still works and the next rotation starts afresh.
-	token = h.Open(arn)
-	step("createSecret")
-	if err := h.Em.CloseRotation(t.Context(), arn, token); err != nil { // abandoned
-		t.Fatal(err)
-	}
-	if _, err := h.Rotate(arn); err != nil {
-		t.Fatalf("rotation after an abandoned one: %v", err)
-	}
-	mustLogIn(t, "AWSCURRENT", h.Current(arn))
-	h.AssertNoSecretInLogs(pw, h.Current(arn).Password)
+func TestCrashesSingleUser(t *testing.T)          { dbtest.Crashes(t, crashSpec(false)) }
+func TestCrashesAlternatingUsers(t *testing.T)    { dbtest.Crashes(t, crashSpec(true)) }
+func TestCrashAtEveryCallSingleUser(t *testing.T) { dbtest.CrashAtEveryCall(t, crashSpec(false)) }
+func TestCrashAtEveryCallAlternatingUsers(t *testing.T) {
+	dbtest.CrashAtEveryCall(t, crashSpec(true))
 }
+func TestAbandonedAfterSetSecretSingleUser(t *testing.T) {
+	dbtest.AbandonedAfterSetSecret(t, crashSpec(false))
+}
+func TestAbandonedAfterSetSecretAlternatingUsers(t *testing.T) {
+	dbtest.AbandonedAfterSetSecret(t, crashSpec(true))
+}
+func TestOtherVersionsChecked(t *testing.T) { dbtest.OtherVersionsChecked(t, crashSpec(false)) }
