@@ -59,6 +59,17 @@ make_ca() {
 	chmod 600 "$CA_DIR/ca.key" "$CA_DIR/server.key"
 }
 
+# resolve_pg_dir moves the PostgreSQL directory out of the checkout when the
+# server user cannot reach it (a checkout under /root, mode 700, say): it
+# then lives in /var/tmp, under a name derived from the checkout's path so
+# that up and down agree and two checkouts do not collide.
+resolve_pg_dir() {
+	if id "$PG_USER" >/dev/null 2>&1 && ! runuser -u "$PG_USER" -- test -x "$TB" 2>/dev/null; then
+		PG_DIR="/var/tmp/secrets-rotation-pg-$(printf '%s' "$ROOT" | sha256sum | cut -c1-12)"
+		PG_DATA="$PG_DIR/data"
+	fi
+}
+
 pg_up() {
 	local t0
 	t0="$(now)"
@@ -67,10 +78,9 @@ pg_up() {
 		log "creating system user $PG_USER"
 		useradd --system --no-create-home --shell /usr/sbin/nologin "$PG_USER"
 	fi
-	# The server user must reach the data directory through every parent.
-	if ! runuser -u "$PG_USER" -- test -x "$TB"; then
-		log "user $PG_USER cannot reach $TB: give the parent directories o+x"
-		exit 1
+	resolve_pg_dir
+	if [[ "$PG_DIR" != "$TB"/* ]]; then
+		log "user $PG_USER cannot reach $TB: PostgreSQL's directory is $PG_DIR"
 	fi
 	if runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
 		log "PostgreSQL already running"
@@ -112,6 +122,7 @@ pg_up() {
 
 pg_down() {
 	find_pg_bin
+	resolve_pg_dir
 	if [[ -d "$PG_DATA" ]] && runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1; then
 		runuser -u "$PG_USER" -- "$PG_BIN/pg_ctl" -D "$PG_DATA" -m fast -w stop >/dev/null
 		log "PostgreSQL stopped"
