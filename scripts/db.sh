@@ -86,6 +86,12 @@ pg_up() {
 		log "PostgreSQL already running"
 		return
 	fi
+	# A data directory made with another test CA (a checkout whose .testbed
+	# was removed while its /var/tmp directory stayed) is made again.
+	if [[ -s "$PG_DATA/PG_VERSION" ]] && ! cmp -s "$CA_DIR/server.crt" "$PG_DIR/server.crt"; then
+		log "PostgreSQL data in $PG_DIR was made with another test CA: making it again"
+		rm -rf "$PG_DIR"
+	fi
 	if [[ ! -s "$PG_DATA/PG_VERSION" ]]; then
 		rm -rf "$PG_DIR"
 		mkdir -p "$PG_DIR"
