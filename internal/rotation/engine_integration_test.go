@@ -17,6 +17,7 @@ import (
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
+	"github.com/secrets-rotation/secrets-rotation/internal/secretstore"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
 
@@ -409,5 +410,33 @@ func TestLogsCarryNoSecretValueAndTheAuditFields(t *testing.T) {
 				t.Errorf("log line lacks %s: %s", field, l)
 			}
 		}
+	}
+}
+
+// A target that looks at the pending placeholder again in Create (iamkey
+// does, for a crashed rotation's intent) costs no second call: the engine's
+// "no value yet" answer is remembered for the invocation.
+func TestCreateReadsTheEmptyPendingOnce(t *testing.T) {
+	em := testbed.Emulator(t)
+	var logs testbed.LogBuffer
+	target := rotation.Funcs{CreateFunc: func(ctx context.Context, req *rotation.CreateRequest) (rotation.CreateResponse, error) {
+		for range 2 {
+			if _, err := req.Versions.ByID(ctx, req.Secret.Token); !errors.Is(err, secretstore.ErrNoValue) {
+				return rotation.CreateResponse{}, fmt.Errorf("pending placeholder: %v, want ErrNoValue", err)
+			}
+		}
+		return rotation.CreateResponse{Value: req.Current.Value + "+1"}, nil
+	}}
+	e := rotation.New(em.SM, target, rotation.Options{Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	arn := testbed.CreateSecret(t, em, "v0")
+	token := localrun.NewToken()
+	if _, err := em.OpenRotation(context.Background(), arn, token); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Handle(context.Background(), events.SecretsManagerSecretRotationEvent{Step: rotation.StepCreate, SecretID: arn, ClientRequestToken: token}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), `"secretsmanager_calls":4`) {
+		t.Errorf("createSecret made other than 4 Secrets Manager calls: %s", logs.String())
 	}
 }

@@ -2,6 +2,7 @@ package rotation
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/secretstore"
@@ -14,10 +15,12 @@ type Versions struct {
 	meta  secretstore.Metadata
 	token string
 	cache map[string]string
+	// noValue holds the ErrNoValue answers, by version id.
+	noValue map[string]error
 }
 
 func newVersions(store *secretstore.Store, meta secretstore.Metadata, token string) *Versions {
-	return &Versions{store: store, meta: meta, token: token, cache: map[string]string{}}
+	return &Versions{store: store, meta: meta, token: token, cache: map[string]string{}, noValue: map[string]error{}}
 }
 
 // Stages returns the staging labels of every version, as DescribeSecret gave
@@ -30,12 +33,20 @@ func (v *Versions) Stages() map[string][]string {
 	return out
 }
 
-// ByID reads the version id.
+// ByID reads the version id. A version found to hold no value (the pending
+// placeholder before createSecret stored one) is remembered as such too, so
+// the engine's check and a target's own look at it cost one call.
 func (v *Versions) ByID(ctx context.Context, id string) (Version, error) {
 	if val, ok := v.cache[id]; ok {
 		return Version{ID: id, Value: val}, nil
 	}
+	if err, ok := v.noValue[id]; ok {
+		return Version{}, err
+	}
 	val, err := v.store.Value(ctx, v.meta.ARN, id)
+	if errors.Is(err, secretstore.ErrNoValue) {
+		v.noValue[id] = err
+	}
 	if err != nil {
 		return Version{}, err
 	}
