@@ -154,3 +154,30 @@ func (s *Store) count() API {
 	s.calls.Add(1)
 	return s.api
 }
+
+// StageReader is the one Secrets Manager call ValueAtStage makes.
+type StageReader interface {
+	GetSecretValue(context.Context, *secretsmanager.GetSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.GetSecretValueOutput, error)
+}
+
+// ValueAtStage reads the SecretString of the version of secret id that
+// carries stage, for readers outside a rotation (the consumer libraries).
+// ok is false when no version carries the stage, or when it holds no string
+// value yet (the AWSPENDING placeholder before createSecret stored one).
+func ValueAtStage(ctx context.Context, api StageReader, id, stage string) (value string, ok bool, err error) {
+	out, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
+		SecretId:     aws.String(id),
+		VersionStage: aws.String(stage),
+	})
+	if err != nil {
+		var nf *smtypes.ResourceNotFoundException
+		if errors.As(err, &nf) {
+			return "", false, nil
+		}
+		return "", false, fmt.Errorf("read %s of %s: %w", stage, id, err)
+	}
+	if out.SecretString == nil {
+		return "", false, nil
+	}
+	return *out.SecretString, true, nil
+}

@@ -29,10 +29,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
 	"github.com/go-jose/go-jose/v4"
+	"github.com/secrets-rotation/secrets-rotation/internal/secretstore"
 )
 
 // SecretsAPI is the Secrets Manager call an Accessor makes;
@@ -261,21 +261,14 @@ func (a *Accessor) load(ctx context.Context) error {
 }
 
 func (a *Accessor) read(ctx context.Context, stage string) (Document, bool, error) {
-	out, err := a.opt.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
-		SecretId:     aws.String(a.opt.SecretID),
-		VersionStage: aws.String(stage),
-	})
+	val, ok, err := secretstore.ValueAtStage(ctx, a.opt.Secrets, a.opt.SecretID, stage)
 	if err != nil {
-		var nf *smtypes.ResourceNotFoundException
-		if errors.As(err, &nf) {
-			return Document{}, false, nil
-		}
-		return Document{}, false, fmt.Errorf("jwks %s: read %s: %w", a.opt.SecretID, stage, err)
+		return Document{}, false, fmt.Errorf("jwks: %w", err)
 	}
-	if out.SecretString == nil {
+	if !ok {
 		return Document{}, false, nil
 	}
-	doc, err := ParseDocument(*out.SecretString)
+	doc, err := ParseDocument(val)
 	if err != nil {
 		return Document{}, false, fmt.Errorf("jwks %s: %s: %w", a.opt.SecretID, stage, err)
 	}

@@ -30,7 +30,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/secretstore"
 )
 
 // SecretsAPI is the Secrets Manager call a Keyring makes;
@@ -251,23 +252,14 @@ func (k *Keyring) load(ctx context.Context) error {
 }
 
 func (k *Keyring) read(ctx context.Context, stage string) (Document, bool, error) {
-	out, err := k.opt.Secrets.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
-		SecretId:     aws.String(k.opt.SecretID),
-		VersionStage: aws.String(stage),
-	})
+	val, ok, err := secretstore.ValueAtStage(ctx, k.opt.Secrets, k.opt.SecretID, stage)
 	if err != nil {
-		var nf *smtypes.ResourceNotFoundException
-		if errors.As(err, &nf) {
-			return Document{}, false, nil
-		}
-		return Document{}, false, fmt.Errorf("keyring %s: read %s: %w", k.opt.SecretID, stage, err)
+		return Document{}, false, fmt.Errorf("keyring: %w", err)
 	}
-	if out.SecretString == nil {
-		// The AWSPENDING placeholder of a rotation whose createSecret has
-		// not run yet.
+	if !ok {
 		return Document{}, false, nil
 	}
-	doc, err := ParseDocument(*out.SecretString)
+	doc, err := ParseDocument(val)
 	if err != nil {
 		return Document{}, false, fmt.Errorf("keyring %s: %s: %w", k.opt.SecretID, stage, err)
 	}
