@@ -4,9 +4,7 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/lambdafn"
@@ -15,12 +13,7 @@ import (
 )
 
 func main() {
-	lambdafn.Start("datakey", func(ctx context.Context, env lambdafn.Env) (rotation.Target, error) {
-		cfg, err := datakey.ConfigFromEnv(env.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		env.Log.LogAttrs(ctx, slog.LevelInfo, "configuration", cfg.Describe()...)
-		return datakey.New(cfg, kms.NewFromConfig(env.AWS)), nil
+	lambdafn.Run("datakey", datakey.ConfigFromEnv, func(cfg datakey.Config, awsCfg aws.Config) rotation.Target {
+		return datakey.New(cfg, kms.NewFromConfig(awsCfg))
 	})
 }

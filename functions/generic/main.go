@@ -4,8 +4,7 @@
 package main
 
 import (
-	"context"
-	"log/slog"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/lambdafn"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -13,12 +12,7 @@ import (
 )
 
 func main() {
-	lambdafn.Start("generic", func(ctx context.Context, env lambdafn.Env) (rotation.Target, error) {
-		cfg, err := generic.ConfigFromEnv(env.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		env.Log.LogAttrs(ctx, slog.LevelInfo, "configuration", cfg.Describe()...)
-		return generic.New(cfg), nil
+	lambdafn.Run("generic", generic.ConfigFromEnv, func(cfg generic.Config, _ aws.Config) rotation.Target {
+		return generic.New(cfg)
 	})
 }

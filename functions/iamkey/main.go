@@ -4,8 +4,7 @@
 package main
 
 import (
-	"context"
-	"log/slog"
+	"github.com/aws/aws-sdk-go-v2/aws"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/lambdafn"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -13,12 +12,7 @@ import (
 )
 
 func main() {
-	lambdafn.Start("iamkey", func(ctx context.Context, env lambdafn.Env) (rotation.Target, error) {
-		cfg, err := iamkey.ConfigFromEnv(env.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		env.Log.LogAttrs(ctx, slog.LevelInfo, "configuration", cfg.Describe()...)
-		return iamkey.New(cfg, env.AWS), nil
+	lambdafn.Run("iamkey", iamkey.ConfigFromEnv, func(cfg iamkey.Config, awsCfg aws.Config) rotation.Target {
+		return iamkey.New(cfg, awsCfg)
 	})
 }

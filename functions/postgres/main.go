@@ -4,9 +4,7 @@
 package main
 
 import (
-	"context"
-	"log/slog"
-
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -17,12 +15,7 @@ import (
 )
 
 func main() {
-	lambdafn.Start("postgres", func(ctx context.Context, env lambdafn.Env) (rotation.Target, error) {
-		cfg, err := dbtarget.ConfigFromEnv(env.Getenv)
-		if err != nil {
-			return nil, err
-		}
-		env.Log.LogAttrs(ctx, slog.LevelInfo, "configuration", cfg.Describe()...)
-		return dbtarget.New(cfg, postgres.Driver{}, secretsmanager.NewFromConfig(env.AWS), rds.NewFromConfig(env.AWS)), nil
+	lambdafn.Run("postgres", dbtarget.ConfigFromEnv, func(cfg dbtarget.Config, awsCfg aws.Config) rotation.Target {
+		return dbtarget.New(cfg, postgres.Driver{}, secretsmanager.NewFromConfig(awsCfg), rds.NewFromConfig(awsCfg))
 	})
 }

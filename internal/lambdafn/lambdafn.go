@@ -44,6 +44,26 @@ func Start(targetType string, newTarget NewTarget) {
 	lambda.Start(Handler(context.Background(), targetType, os.Getenv, newTarget))
 }
 
+// Config is a target's configuration, which describes itself (nothing
+// secret) for the function's start-up log line.
+type Config interface {
+	Describe() []slog.Attr
+}
+
+// Run starts the function of targetType in the shape every function shares:
+// parse reads and validates the configuration once, from the environment;
+// it is logged; build makes the target from it and the AWS configuration.
+func Run[C Config](targetType string, parse func(getenv func(string) string) (C, error), build func(C, aws.Config) rotation.Target) {
+	Start(targetType, func(ctx context.Context, env Env) (rotation.Target, error) {
+		cfg, err := parse(env.Getenv)
+		if err != nil {
+			return nil, err
+		}
+		env.Log.LogAttrs(ctx, slog.LevelInfo, "configuration", cfg.Describe()...)
+		return build(cfg, env.AWS), nil
+	})
+}
+
 // Handler builds the handler that Start runs.
 func Handler(ctx context.Context, targetType string, getenv func(string) string, newTarget NewTarget) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
 	log := NewLogger(getenv)
