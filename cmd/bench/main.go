@@ -15,7 +15,6 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -27,7 +26,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -37,6 +35,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
 
 func main() {
@@ -120,23 +119,6 @@ func run(args []string, stdout io.Writer) error {
 	return tw.Flush()
 }
 
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
 // measure starts a fresh function process, rotates a new secret once cold
@@ -144,7 +126,7 @@ var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 // process's peak memory.
 func measure(ctx context.Context, em *localrun.Emulator, name string, env []string, initial, bootstrap, rieBin string) (sample, error) {
 	s := sample{steps: map[string]time.Duration{}}
-	out := &lockedBuffer{}
+	out := &testbed.LogBuffer{}
 	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{Binary: rieBin, Bootstrap: bootstrap, Env: env, Output: out})
 	if err != nil {
 		return s, err
