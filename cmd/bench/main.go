@@ -6,7 +6,12 @@
 //     emulator starts the bootstrap at the first invoke), and the runtime's
 //     own INIT REPORT duration;
 //   - each step and a whole rotation, warm;
-//   - Secrets Manager calls per rotation, from the functions' log lines;
+//   - Secrets Manager calls per step and per rotation, counted by a proxy
+//     that every Secrets Manager request of the function goes through;
+//   - a warm rotation at real-AWS latency: the same proxy holds each
+//     Secrets Manager request 0, 15 and 40 ms (about the round trip of a
+//     call inside an AWS region), because on AWS those round trips, not
+//     local CPU, decide a rotation's duration;
 //   - peak resident memory of the bootstrap (VmHWM);
 //   - binary and zip size of the Lambda build (build/<function>.zip).
 //
@@ -14,9 +19,8 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -50,9 +54,16 @@ type sample struct {
 	initReport time.Duration
 	steps      map[string]time.Duration
 	rotation   time.Duration
-	calls      int
-	peakKB     int
+	calls      map[string]int
+	// atDelay is the warm rotation's duration per Secrets Manager delay.
+	atDelay map[time.Duration]time.Duration
+	peakKB  int
 }
+
+// delays are the times the proxy holds each Secrets Manager request in the
+// latency table: none (the local emulator alone), an in-region round trip,
+// and a slow one.
+var delays = []time.Duration{0, 15 * time.Millisecond, 40 * time.Millisecond}
 
 func run(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
@@ -81,7 +92,17 @@ func run(args []string, stdout io.Writer) error {
 	}
 	em := localrun.NewEmulator(cfg)
 	b := &bed{cfg: cfg, em: em}
+	endpoint := os.Getenv("AWS_ENDPOINT_URL")
+	if endpoint == "" {
+		return errors.New("AWS_ENDPOINT_URL is not set: source .testbed/env (make bench does)")
+	}
+	proxy, err := testbed.StartDelayProxy(endpoint)
+	if err != nil {
+		return err
+	}
+	defer proxy.Close()
 
+	all := map[string][]sample{}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(stdout, "median of %d fresh processes per function (aws-lambda-rie, %s emulator)\n\n", *n, emulatorName())
 	fmt.Fprintln(tw, "function\tcold start ms\tinit ms\tcreate ms\tset ms\ttest ms\tfinish ms\trotation ms\tSM calls/rotation\tpeak RSS MiB\tbinary MiB\tzip MiB\t")
@@ -96,12 +117,13 @@ func run(args []string, stdout io.Writer) error {
 			if err != nil {
 				return fmt.Errorf("%s sample %d: setup: %w", name, i+1, err)
 			}
-			s, err := measure(ctx, em, name, env, initial, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
+			s, err := measure(ctx, em, proxy, name, env, initial, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
 			if err != nil {
 				return fmt.Errorf("%s sample %d: %w", name, i+1, err)
 			}
 			samples = append(samples, s)
 		}
+		all[name] = samples
 		fmt.Fprintf(tw, "%s\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%.1f\t%d\t%.1f\t%s\t%s\t\n", name,
 			medianMS(samples, func(s sample) time.Duration { return s.coldInvoke }),
 			medianMS(samples, func(s sample) time.Duration { return s.initReport }),
@@ -110,23 +132,64 @@ func run(args []string, stdout io.Writer) error {
 			medianMS(samples, func(s sample) time.Duration { return s.steps["testSecret"] }),
 			medianMS(samples, func(s sample) time.Duration { return s.steps["finishSecret"] }),
 			medianMS(samples, func(s sample) time.Duration { return s.rotation }),
-			medianInt(samples, func(s sample) int { return s.calls }),
+			medianInt(samples, func(s sample) int { return total(s.calls) }),
 			float64(medianInt(samples, func(s sample) int { return s.peakKB }))/1024,
 			sizeMiB(filepath.Join(*lambdaDir, name, "bootstrap")),
 			sizeMiB(filepath.Join(*lambdaDir, name+".zip")),
 		)
 	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	return latencyTable(stdout, names, all)
+}
+
+// latencyTable prints each function's Secrets Manager calls per step and
+// its warm rotation time with each delay per call.
+func latencyTable(w io.Writer, names []string, all map[string][]sample) error {
+	fmt.Fprintf(w, "\nwarm rotation at real-AWS latency: each Secrets Manager call held by the delay proxy (medians)\n\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprint(tw, "function\tSM calls create/set/test/finish\tper rotation\t")
+	for _, d := range delays {
+		fmt.Fprintf(tw, "+%d ms/call: rotation ms\t", d.Milliseconds())
+	}
+	fmt.Fprintln(tw)
+	for _, name := range names {
+		samples := all[name]
+		if len(samples) == 0 {
+			continue
+		}
+		per := make([]string, len(localrun.Steps))
+		for i, step := range localrun.Steps {
+			per[i] = strconv.Itoa(medianInt(samples, func(s sample) int { return s.calls[step] }))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%d\t", name, strings.Join(per, "/"), medianInt(samples, func(s sample) int { return total(s.calls) }))
+		for _, d := range delays {
+			fmt.Fprintf(tw, "%.1f\t", medianMS(samples, func(s sample) time.Duration { return s.atDelay[d] }))
+		}
+		fmt.Fprintln(tw)
+	}
 	return tw.Flush()
+}
+
+func total(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
 }
 
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
 // measure starts a fresh function process, rotates a new secret once cold
-// (timing the first invoke) and once warm (timing each step), and reads the
-// process's peak memory.
-func measure(ctx context.Context, em *localrun.Emulator, name string, env []string, initial, bootstrap, rieBin string) (sample, error) {
-	s := sample{steps: map[string]time.Duration{}}
+// (timing the first invoke) and then warm once per delay (timing each
+// step), and reads the process's peak memory. Every Secrets Manager request
+// of the function goes through proxy.
+func measure(ctx context.Context, em *localrun.Emulator, proxy *testbed.DelayProxy, name string, env []string, initial, bootstrap, rieBin string) (sample, error) {
+	s := sample{atDelay: map[time.Duration]time.Duration{}}
 	out := &testbed.LogBuffer{}
+	env = append(slices.Clip(env), "AWS_ENDPOINT_URL_SECRETS_MANAGER="+proxy.URL, "AWS_LAMBDA_FUNCTION_NAME="+name+"-rotation")
 	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{Binary: rieBin, Bootstrap: bootstrap, Env: env, Output: out})
 	if err != nil {
 		return s, err
@@ -142,57 +205,65 @@ func measure(ctx context.Context, em *localrun.Emulator, name string, env []stri
 	defer em.SM.DeleteSecret(ctx, &secretsmanager.DeleteSecretInput{SecretId: created.ARN, ForceDeleteWithoutRecovery: aws.Bool(true)})
 
 	// Cold: the first invoke starts the bootstrap.
-	token := localrun.NewToken()
-	if _, err := em.OpenRotation(ctx, arn, token); err != nil {
-		return s, err
+	proxy.SetDelay(0)
+	cold, err := rotate(ctx, em, proxy, rie, arn)
+	if err != nil {
+		return s, fmt.Errorf("cold %w", err)
 	}
-	for i, step := range localrun.Steps {
-		t := time.Now()
-		if err := rie.Invoke(ctx, events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token}); err != nil {
-			return s, fmt.Errorf("cold %s: %w", step, err)
-		}
-		if i == 0 {
-			s.coldInvoke = time.Since(t)
-		}
-	}
-	if err := em.CloseRotation(ctx, arn, token); err != nil {
-		return s, err
-	}
+	s.coldInvoke = cold.steps[localrun.Steps[0]]
 	if m := initReport.FindStringSubmatch(out.String()); m != nil {
 		ms, _ := strconv.ParseFloat(m[1], 64)
 		s.initReport = time.Duration(ms * float64(time.Millisecond))
 	}
 
-	// Warm: a second rotation in the same process.
-	logStart := len(out.String())
-	res, err := em.Rotate(ctx, arn, rie, localrun.Options{Attempts: 1})
-	if err != nil {
-		return s, fmt.Errorf("warm rotation: %w", err)
+	// Warm: more rotations in the same process, one per delay.
+	for _, d := range delays {
+		proxy.SetDelay(d)
+		r, err := rotate(ctx, em, proxy, rie, arn)
+		if err != nil {
+			return s, fmt.Errorf("warm (+%s per call) %w", d, err)
+		}
+		s.atDelay[d] = r.duration
+		if d == 0 {
+			s.steps, s.calls, s.rotation = r.steps, r.calls, r.duration
+		}
 	}
-	s.rotation = res.Duration
-	for _, st := range res.Steps {
-		s.steps[st.Step] = st.Duration
-	}
-	s.calls = countCalls(out.String()[logStart:])
+	proxy.SetDelay(0)
 	s.peakKB, err = rie.BootstrapPeakRSS()
 	return s, err
 }
 
-// countCalls adds up the secretsmanager_calls of the function's step lines.
-func countCalls(logs string) int {
-	total := 0
-	sc := bufio.NewScanner(strings.NewReader(logs))
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var rec struct {
-			Msg   string `json:"msg"`
-			Calls int    `json:"secretsmanager_calls"`
-		}
-		if json.Unmarshal(sc.Bytes(), &rec) == nil && strings.HasPrefix(rec.Msg, "rotation step") {
-			total += rec.Calls
-		}
+// rotation is what one rotation took: each step's invoke time and Secrets
+// Manager calls, and the four steps together.
+type rotation struct {
+	steps    map[string]time.Duration
+	calls    map[string]int
+	duration time.Duration
+}
+
+// rotate opens a rotation of arn (directly on the emulator, as Secrets
+// Manager would) and invokes its four steps, counting each step's Secrets
+// Manager calls at the proxy.
+func rotate(ctx context.Context, em *localrun.Emulator, proxy *testbed.DelayProxy, inv localrun.Invoker, arn string) (rotation, error) {
+	r := rotation{steps: map[string]time.Duration{}, calls: map[string]int{}}
+	token := localrun.NewToken()
+	if _, err := em.OpenRotation(ctx, arn, token); err != nil {
+		return r, fmt.Errorf("rotation: %w", err)
 	}
-	return total
+	for _, step := range localrun.Steps {
+		before := proxy.Calls()
+		t := time.Now()
+		if err := inv.Invoke(ctx, events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token}); err != nil {
+			return r, fmt.Errorf("rotation: %s: %w", step, err)
+		}
+		r.steps[step] = time.Since(t)
+		r.duration += r.steps[step]
+		r.calls[step] = int(proxy.Calls() - before)
+	}
+	if err := em.CloseRotation(ctx, arn, token); err != nil {
+		return r, fmt.Errorf("rotation: %w", err)
+	}
+	return r, nil
 }
 
 func medianMS(s []sample, f func(sample) time.Duration) float64 {

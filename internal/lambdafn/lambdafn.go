@@ -5,12 +5,12 @@ package lambdafn
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
 	"strings"
 
-	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -64,14 +64,22 @@ func Run[C Config](targetType string, parse func(getenv func(string) string) (C,
 	})
 }
 
-// Handler builds the handler that Start runs.
-func Handler(ctx context.Context, targetType string, getenv func(string) string, newTarget NewTarget) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
+// Handler builds the handler that Start runs. It takes the raw event, so
+// that an event the runtime could not decode is still logged and counted.
+func Handler(ctx context.Context, targetType string, getenv func(string) string, newTarget NewTarget) func(context.Context, json.RawMessage) error {
 	log := NewLogger(getenv)
-	function := getenv("AWS_LAMBDA_FUNCTION_NAME")
-	fail := func(cause error) func(context.Context, events.SecretsManagerSecretRotationEvent) error {
+	opts := rotation.Options{
+		TargetType:       targetType,
+		Function:         getenv("AWS_LAMBDA_FUNCTION_NAME"),
+		Logger:           log,
+		MetricsNamespace: metricsNamespace(getenv),
+	}
+	fail := func(cause error) func(context.Context, json.RawMessage) error {
 		err := &ConfigError{Target: targetType, Err: cause}
-		log.Error("invalid configuration", slog.String("function", function), slog.String("target", targetType), slog.String("error", err.Error()))
-		return func(context.Context, events.SecretsManagerSecretRotationEvent) error { return err }
+		log.Error("invalid configuration", slog.String("function", opts.Function), slog.String("target", targetType), slog.String("error", err.Error()))
+		// Every invocation then fails with err, and each failure is logged
+		// and counted like a failed step, so the failure alarms fire.
+		return rotation.Refuse(err, opts).HandleJSON
 	}
 	awsCfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {
@@ -81,20 +89,20 @@ func Handler(ctx context.Context, targetType string, getenv func(string) string,
 	if err != nil {
 		return fail(err)
 	}
-	namespace := getenv("METRICS_NAMESPACE")
-	switch namespace {
+	return rotation.New(secretsmanager.NewFromConfig(awsCfg), target, opts).HandleJSON
+}
+
+// metricsNamespace reads METRICS_NAMESPACE: unset means
+// DefaultMetricsNamespace, "off" no metrics.
+func metricsNamespace(getenv func(string) string) string {
+	switch ns := strings.TrimSpace(getenv("METRICS_NAMESPACE")); ns {
 	case "":
-		namespace = DefaultMetricsNamespace
+		return DefaultMetricsNamespace
 	case "off":
-		namespace = ""
+		return ""
+	default:
+		return ns
 	}
-	engine := rotation.New(secretsmanager.NewFromConfig(awsCfg), target, rotation.Options{
-		TargetType:       targetType,
-		Function:         function,
-		Logger:           log,
-		MetricsNamespace: namespace,
-	})
-	return engine.Handle
 }
 
 // ConfigError is the error every invocation returns when the function's

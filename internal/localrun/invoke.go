@@ -200,15 +200,6 @@ func (r *RIE) Close() error {
 	return nil
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return "127.0.0.1:" + strconv.Itoa(l.Addr().(*net.TCPAddr).Port), nil
-}
-
 // BootstrapPeakRSS returns the peak resident memory (VmHWM, in KiB) of the
 // function process that the emulator started.
 func (r *RIE) BootstrapPeakRSS() (int, error) {

@@ -32,12 +32,23 @@ type Target interface {
 
 // Finisher is implemented by a target that has work to do once the pending
 // version has become AWSCURRENT (retiring an old key, for example). Finish
-// runs right after the label moved. Its errors are reported, but the
-// rotation is complete by then and a retry of finishSecret will not call
-// Finish again, so Finish must leave nothing that a later rotation cannot
-// clean up.
+// runs right after the label moved, with req.Replaced naming the version
+// that carried AWSCURRENT before. When Finish fails, finishSecret fails and
+// Secrets Manager retries it; the label has moved by then, and the retry
+// runs Finish again (and nothing else). Finish must therefore be
+// idempotent: run twice, or killed and run again, it ends where one run
+// ends.
 type Finisher interface {
 	Finish(ctx context.Context, req *StepRequest) error
+}
+
+// Idler is implemented by a target whose Set or Test has nothing to do in
+// its configuration (generic without a verification endpoint, say). The
+// engine then makes no call at all for that step: a step that changes
+// nothing and reads nothing has nothing to check either.
+type Idler interface {
+	// Idle reports whether step (StepSet or StepTest) does nothing.
+	Idle(step string) bool
 }
 
 // Secret names the secret and the rotation a request belongs to.
@@ -77,6 +88,10 @@ type StepRequest struct {
 	Secret   Secret
 	Versions *Versions
 	Log      *slog.Logger
+	// Replaced is set for Finish only: the id of the version that carried
+	// AWSCURRENT before this rotation moved the label (AWSPREVIOUS now), or
+	// empty when there was none.
+	Replaced string
 }
 
 // Funcs adapts plain functions to a Target, in the way http.HandlerFunc does:
@@ -98,6 +113,17 @@ func (f Funcs) Set(ctx context.Context, req *StepRequest) error {
 		return nil
 	}
 	return f.SetFunc(ctx, req)
+}
+
+// Idle reports whether the step has no function to run.
+func (f Funcs) Idle(step string) bool {
+	switch step {
+	case StepSet:
+		return f.SetFunc == nil
+	case StepTest:
+		return f.TestFunc == nil
+	}
+	return false
 }
 
 // Test calls f.TestFunc, if any.

@@ -91,27 +91,65 @@ func (s *Store) Describe(ctx context.Context, id string) (Metadata, error) {
 	}, nil
 }
 
+// Version is one version of a secret as GetSecretValue returns it: its
+// value and the staging labels it carried at that moment.
+type Version struct {
+	ARN    string
+	Name   string
+	ID     string
+	Value  string
+	Stages []string
+}
+
+// HasStage reports whether the version carried stage when it was read.
+func (v Version) HasStage(stage string) bool { return slices.Contains(v.Stages, stage) }
+
 // Value returns the SecretString of the version versionID. A version that
 // exists without a value gives ErrNoValue.
 func (s *Store) Value(ctx context.Context, arn, versionID string) (string, error) {
-	out, err := s.count().GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
-		SecretId:  aws.String(arn),
-		VersionId: aws.String(versionID),
-	})
+	v, err := s.Read(ctx, arn, versionID, "")
+	return v.Value, err
+}
+
+// Read returns the version of secret id (an ARN or a name) named by
+// versionID, by stage, or by both (then they must name the same version).
+// A version that does not exist or holds no value gives ErrNoValue: the
+// service answers both with ResourceNotFoundException.
+func (s *Store) Read(ctx context.Context, id, versionID, stage string) (Version, error) {
+	in := &secretsmanager.GetSecretValueInput{SecretId: aws.String(id)}
+	what := "version " + versionID
+	if versionID != "" {
+		in.VersionId = aws.String(versionID)
+	}
+	if stage != "" {
+		in.VersionStage = aws.String(stage)
+		what = stage
+		if versionID != "" {
+			what = stage + " version " + versionID
+		}
+	}
+	out, err := s.count().GetSecretValue(ctx, in)
 	if err != nil {
 		var nf *smtypes.ResourceNotFoundException
 		if errors.As(err, &nf) {
-			return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, ErrNoValue)
+			return Version{}, fmt.Errorf("read %s of %s: %w", what, id, ErrNoValue)
 		}
-		return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, err)
+		return Version{}, fmt.Errorf("read %s of %s: %w", what, id, err)
+	}
+	v := Version{
+		ARN:    aws.ToString(out.ARN),
+		Name:   aws.ToString(out.Name),
+		ID:     aws.ToString(out.VersionId),
+		Stages: out.VersionStages,
 	}
 	if out.SecretString == nil {
 		if out.SecretBinary != nil {
-			return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, ErrBinary)
+			return Version{}, fmt.Errorf("read %s of %s: %w", what, id, ErrBinary)
 		}
-		return "", fmt.Errorf("read version %s of %s: %w", versionID, arn, ErrNoValue)
+		return Version{}, fmt.Errorf("read %s of %s: %w", what, id, ErrNoValue)
 	}
-	return *out.SecretString, nil
+	v.Value = *out.SecretString
+	return v, nil
 }
 
 // PutPending stores value as version token with the AWSPENDING label.

@@ -16,6 +16,7 @@ import (
 	"encoding/pem"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
@@ -70,36 +71,69 @@ func TestJSONSecretKeepsItsOtherFields(t *testing.T) {
 	}
 }
 
-// A whole generic rotation costs at most 8 Secrets Manager calls; the
-// README's table of calls per step comes from this test.
+// The Secrets Manager calls of a whole generic rotation, per step; the
+// README's table of calls per step comes from this test. "warm": one
+// function instance runs the four steps, as Lambda does when Secrets
+// Manager invokes them one after the other; "cold": every step runs in a
+// fresh instance and finds nothing remembered.
 func TestSecretsManagerCallsPerRotation(t *testing.T) {
-	var logs bytes.Buffer
-	e, em := engineFor(t, map[string]string{}, &logs)
-	arn := testbed.CreateSecret(t, em, "initial-password")
-	if _, err := rotate(t, em, e, arn); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]int{"createSecret": 4, "setSecret": 1, "testSecret": 1, "finishSecret": 2}
-	total := 0
-	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
-		var rec struct {
-			Msg   string `json:"msg"`
-			Step  string `json:"step"`
-			Calls int    `json:"secretsmanager_calls"`
-		}
-		if err := json.Unmarshal([]byte(line), &rec); err != nil {
-			t.Fatalf("log line is not JSON: %v", err)
-		}
-		if rec.Msg != "rotation step done" {
-			continue
-		}
-		if rec.Calls != want[rec.Step] {
-			t.Errorf("%s made %d Secrets Manager calls, want %d", rec.Step, rec.Calls, want[rec.Step])
-		}
-		total += rec.Calls
-	}
-	if total != 8 {
-		t.Errorf("a rotation made %d Secrets Manager calls, want 8", total)
+	for _, c := range []struct {
+		name   string
+		env    map[string]string
+		cold   bool
+		want   map[string]int
+		budget int
+	}{
+		{"warm", nil, false, map[string]int{"createSecret": 4, "setSecret": 0, "testSecret": 0, "finishSecret": 2}, 6},
+		{"cold", nil, true, map[string]int{"createSecret": 4, "setSecret": 0, "testSecret": 0, "finishSecret": 3}, 7},
+		{"warm, VERIFY_URL", map[string]string{"VERIFY_URL": "https://127.0.0.1:1/verify"}, false, map[string]int{"createSecret": 4, "setSecret": 0, "testSecret": 0, "finishSecret": 2}, 6},
+		{"cold, VERIFY_URL", map[string]string{"VERIFY_URL": "https://127.0.0.1:1/verify"}, true, map[string]int{"createSecret": 4, "setSecret": 0, "testSecret": 1, "finishSecret": 3}, 8},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			env := map[string]string{}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			var verified []string
+			if env["VERIFY_URL"] != "" {
+				srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					verified = append(verified, r.Header.Get("Authorization"))
+				}))
+				defer srv.Close()
+				env["VERIFY_URL"] = srv.URL + "/verify"
+				env["VERIFY_CA_FILE"] = writeServerCA(t, srv)
+			}
+			cfg, err := generic.ConfigFromEnv(func(k string) string { return env[k] })
+			if err != nil {
+				t.Fatal(err)
+			}
+			em := testbed.Emulator(t)
+			var calls testbed.Calls
+			api := secretsmanager.NewFromConfig(calls.Config(testbed.AWSConfig(t)))
+			engine := func() *rotation.Engine {
+				return rotation.New(api, generic.New(cfg), rotation.Options{TargetType: "generic", Logger: slog.New(slog.DiscardHandler)})
+			}
+			warm := engine()
+			arn := testbed.CreateSecret(t, em, "initial-password")
+			token := localrun.NewToken()
+			if _, err := em.OpenRotation(context.Background(), arn, token); err != nil {
+				t.Fatal(err)
+			}
+			got := testbed.StepCalls(t, &calls, localrun.Steps, func(step string) error {
+				e := warm
+				if c.cold {
+					e = engine()
+				}
+				return e.Handle(context.Background(), events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token})
+			})
+			testbed.AssertCalls(t, "generic "+c.name, got, c.want, c.budget)
+			if testbed.ValueOf(t, em, arn, token) != testbed.ValueAt(t, em, arn, "AWSCURRENT") {
+				t.Errorf("the rotation did not end with the new version current")
+			}
+			if env["VERIFY_URL"] != "" && len(verified) != 1 {
+				t.Errorf("the verification endpoint was called %d times, want 1", len(verified))
+			}
+		})
 	}
 }
 
@@ -140,11 +174,7 @@ func TestVerificationEndpointGatesTheRotation(t *testing.T) {
 		w.WriteHeader(http.StatusNoContent)
 	}))
 	defer srv.Close()
-	caFile := filepath.Join(t.TempDir(), "ca.pem")
-	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
-	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	caFile := writeServerCA(t, srv)
 	var logs bytes.Buffer
 	e, em := engineFor(t, map[string]string{
 		"SECRET_KIND": "apikey", "VERIFY_URL": srv.URL + "/check", "VERIFY_HEADER": "X-Api-Key", "VERIFY_CA_FILE": caFile,
@@ -180,4 +210,16 @@ func TestVerificationEndpointGatesTheRotation(t *testing.T) {
 	if strings.Contains(logs.String(), pending) {
 		t.Error("the pending value appears in the logs")
 	}
+}
+
+// writeServerCA writes the test server's certificate to a PEM file, for
+// VERIFY_CA_FILE.
+func writeServerCA(t *testing.T, srv *httptest.Server) string {
+	t.Helper()
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	pemBytes := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: srv.Certificate().Raw})
+	if err := os.WriteFile(caFile, pemBytes, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return caFile
 }

@@ -22,7 +22,10 @@ type Target struct {
 	verify func(ctx context.Context, value string) error
 }
 
-var _ rotation.Target = (*Target)(nil)
+var (
+	_ rotation.Target = (*Target)(nil)
+	_ rotation.Idler  = (*Target)(nil)
+)
 
 // New returns a Target for cfg, which should come from ConfigFromEnv.
 func New(cfg Config) *Target {
@@ -117,6 +120,19 @@ func (t *Target) generate() (string, error) {
 
 // Set does nothing: no system has to be told about the new value.
 func (t *Target) Set(context.Context, *rotation.StepRequest) error { return nil }
+
+// Idle implements rotation.Idler: setSecret never has anything to do, and
+// testSecret has nothing to do without VERIFY_URL, so the engine makes no
+// call for them.
+func (t *Target) Idle(step string) bool {
+	switch step {
+	case rotation.StepSet:
+		return true
+	case rotation.StepTest:
+		return t.verify == nil
+	}
+	return false
+}
 
 // Test calls VERIFY_URL with the pending value. Without VERIFY_URL it does
 // nothing and reads nothing: Create generated the value and checked its

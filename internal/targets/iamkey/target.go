@@ -229,20 +229,16 @@ func (t *Target) retry(ctx context.Context, fn func() error) (attempts int, err 
 	}
 }
 
-// Finish deactivates the old key when DEACTIVATE_PREVIOUS_KEY is set. The
-// stages in req are those read before finishSecret moved AWSCURRENT, so the
-// version that carried AWSCURRENT then is the one just retired.
+// Finish deactivates the old key when DEACTIVATE_PREVIOUS_KEY is set: the
+// key of req.Replaced, the version that AWSCURRENT moved away from. It is
+// idempotent (deactivating an inactive key changes nothing), so a retry of
+// finishSecret after it failed deactivates the key then.
 func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
 	if !t.cfg.DeactivatePrevious {
 		return nil
 	}
-	var oldID string
-	for id, stages := range req.Versions.Stages() {
-		if slices.Contains(stages, secretstore.StageCurrent) && id != req.Secret.Token {
-			oldID = id
-		}
-	}
-	if oldID == "" {
+	oldID := req.Replaced
+	if oldID == "" || oldID == req.Secret.Token {
 		return nil
 	}
 	oldV, err := req.Versions.ByID(ctx, oldID)
@@ -370,8 +366,12 @@ func (t *Target) setStatus(ctx context.Context, user, id string, status iamtypes
 // the pending one) to the version that holds each.
 func referencedKeys(ctx context.Context, v *rotation.Versions, token string) (map[string]string, error) {
 	refs := map[string]string{}
-	ids := make([]string, 0)
-	for id := range v.Stages() {
+	stages, err := v.Stages(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]string, 0, len(stages))
+	for id := range stages {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)

@@ -1,0 +1,127 @@
+package testbed
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/smithy-go/middleware"
+)
+
+// Calls counts the AWS calls sent through every client that carries its
+// middleware, by service and operation ("Secrets Manager.GetSecretValue").
+// It counts at the client, so the calls a target makes with its own clients
+// (a master secret read, a CA secret read) count as well as the engine's.
+// Only calls that were sent are counted, whatever their answer.
+type Calls struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+// Config returns a copy of cfg whose clients are counted by c.
+func (c *Calls) Config(cfg aws.Config) aws.Config {
+	cfg = cfg.Copy()
+	// Clip: Copy shares the APIOptions array, which append must not write into.
+	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), c.middleware)
+	return cfg
+}
+
+func (c *Calls) middleware(stack *middleware.Stack) error {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("countCalls",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+			key := middleware.GetServiceID(ctx) + "." + middleware.GetOperationName(ctx)
+			c.mu.Lock()
+			if c.counts == nil {
+				c.counts = map[string]int{}
+			}
+			c.counts[key]++
+			c.mu.Unlock()
+			return next.HandleInitialize(ctx, in)
+		}), middleware.Before)
+}
+
+// Take returns the counts since the last Take and starts again from zero.
+func (c *Calls) Take() CallCounts {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := CallCounts(c.counts)
+	c.counts = nil
+	if out == nil {
+		out = CallCounts{}
+	}
+	return out
+}
+
+// CallCounts are counted calls by "<service id>.<operation>".
+type CallCounts map[string]int
+
+// Service returns the number of calls to the service with that SDK
+// service id ("Secrets Manager", "KMS", "IAM", ...).
+func (cc CallCounts) Service(id string) int {
+	n := 0
+	for k, v := range cc {
+		if strings.HasPrefix(k, id+".") {
+			n += v
+		}
+	}
+	return n
+}
+
+// String lists the operations and their counts, sorted.
+func (cc CallCounts) String() string {
+	keys := make([]string, 0, len(cc))
+	for k := range cc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = fmt.Sprintf("%s=%d", k, cc[k])
+	}
+	return strings.Join(parts, " ")
+}
+
+// SecretsManager is the SDK service id of Secrets Manager.
+const SecretsManager = "Secrets Manager"
+
+// StepCalls runs the steps in order through run, counting the Secrets
+// Manager calls of each with c. It fails the test if a step fails.
+func StepCalls(t testing.TB, c *Calls, steps []string, run func(step string) error) map[string]int {
+	t.Helper()
+	c.Take()
+	per := map[string]int{}
+	for _, step := range steps {
+		if err := run(step); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		taken := c.Take()
+		per[step] = taken.Service(SecretsManager)
+		t.Logf("%-12s %d Secrets Manager calls (%s)", step, per[step], taken)
+	}
+	return per
+}
+
+// AssertCalls fails the test when a step made another number of calls
+// than want says, or all steps together more than budget (the most a
+// rotation may make). Exact counts per step make any change visible: a
+// call added or saved shows up here, and the README's tables come from
+// these tests.
+func AssertCalls(t testing.TB, what string, got, want map[string]int, budget int) {
+	t.Helper()
+	sum := 0
+	for step, n := range got {
+		sum += n
+		if n != want[step] {
+			t.Errorf("%s: %s made %d Secrets Manager calls, want %d", what, step, n, want[step])
+		}
+	}
+	if sum > budget {
+		t.Errorf("%s: a rotation made %d Secrets Manager calls, budget %d", what, sum, budget)
+	}
+	t.Logf("%s: %d Secrets Manager calls per rotation (budget %d): %v", what, sum, budget, got)
+}
