@@ -9,8 +9,12 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
 )
 
 // Calls counts the AWS calls sent through every client that carries its
@@ -124,4 +128,53 @@ func AssertCalls(t testing.TB, what string, got, want map[string]int, budget int
 		t.Errorf("%s: a rotation made %d Secrets Manager calls, budget %d", what, sum, budget)
 	}
 	t.Logf("%s: %d Secrets Manager calls per rotation (budget %d): %v", what, sum, budget, got)
+}
+
+// CallBudget is what a whole rotation of one function may cost in Secrets
+// Manager calls, per step: Warm when one function instance runs the four
+// steps (as Lambda does when Secrets Manager invokes them one after the
+// other), Cold when each step runs in a fresh instance that remembers
+// nothing. Max bounds the warm total (the budget of issue 14).
+type CallBudget struct {
+	Warm, Cold map[string]int
+	Max        int
+}
+
+// AssertRotationCalls rotates arn twice with engines from newEngine, whose
+// Secrets Manager client must be counted by calls: once warm (one engine
+// for the four steps), once cold (a new engine per step); and checks each
+// step's calls against b. It returns the warm counts.
+func AssertRotationCalls(t testing.TB, em *localrun.Emulator, calls *Calls, arn string, newEngine func() *rotation.Engine, b CallBudget) map[string]int {
+	t.Helper()
+	var warm map[string]int
+	for _, cold := range []bool{false, true} {
+		token := localrun.NewToken()
+		if _, err := em.OpenRotation(context.Background(), arn, token); err != nil {
+			t.Fatal(err)
+		}
+		e := newEngine()
+		got := StepCalls(t, calls, localrun.Steps, func(step string) error {
+			if cold {
+				e = newEngine()
+			}
+			return e.Handle(context.Background(), events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token})
+		})
+		if cold {
+			total := 0
+			for _, n := range b.Cold {
+				total += n
+			}
+			AssertCalls(t, "cold", got, b.Cold, total)
+		} else {
+			warm = got
+			AssertCalls(t, "warm", got, b.Warm, b.Max)
+		}
+		if err := em.CloseRotation(context.Background(), arn, token); err != nil {
+			t.Fatal(err)
+		}
+		if ValueAt(t, em, arn, "AWSCURRENT") != ValueOf(t, em, arn, token) {
+			t.Fatalf("the rotation did not end with its version current")
+		}
+	}
+	return warm
 }
