@@ -8,9 +8,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
 	"github.com/secrets-rotation/secrets-rotation/internal/dbtarget"
@@ -40,7 +42,11 @@ func (Driver) Defaults() dbsecret.Defaults { return dbsecret.Defaults{Port: 5432
 func (Driver) MaxUserLen() int { return MaxIdentifierLen }
 
 // Connect implements dbtarget.Driver. TLS is what ep says and nothing else:
-// no fallback to plaintext (pgx's sslmode=prefer would add one).
+// no fallback to plaintext (pgx's sslmode=prefer would add one). The
+// password is only ever used in a SCRAM-SHA-256 exchange: a server that
+// asks for it in cleartext or as MD5 (any server a secret can name could)
+// gets nothing, and Connect fails with a RefusedAuthError, classified as
+// cannot-reach since the server never judged the credentials.
 func (Driver) Connect(ctx context.Context, ep dbsecret.Endpoint, user, password string) (dbtarget.Conn, error) {
 	// ParseConfig("") would read PG* variables of the environment; start
 	// from an explicit string and set every field that matters.
@@ -57,6 +63,17 @@ func (Driver) Connect(ctx context.Context, ep dbsecret.Endpoint, user, password 
 	cfg.Fallbacks = nil
 	cfg.ConnectTimeout = ep.Timeout
 	cfg.RuntimeParams = map[string]string{"application_name": "secrets-rotation"}
+	// libpq's require_auth: only a completed SCRAM exchange logs in (this
+	// also refuses a server that skips authentication). authGuard refuses
+	// the same requests first and names them.
+	cfg.RequireAuth = "scram-sha-256"
+	// Over TLS, SCRAM-SHA-256-PLUS binds the exchange to the server's
+	// certificate when the server offers it; "require" would lock out
+	// servers and poolers without it (PgBouncer, some proxies).
+	cfg.ChannelBinding = "prefer"
+	cfg.BuildFrontend = func(r io.Reader, w io.Writer) *pgproto3.Frontend {
+		return pgproto3.NewFrontend(&authGuard{r: r}, w)
+	}
 	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, classify(err, user, ep)
@@ -68,6 +85,11 @@ func (Driver) Connect(ctx context.Context, ep dbsecret.Endpoint, user, password 
 // invalid_authorization_specification 28000) from a server not reached.
 func classify(err error, user string, ep dbsecret.Endpoint) error {
 	kind := dbsecret.ErrCannotReach
+	var refused *RefusedAuthError
+	if errors.As(err, &refused) {
+		// pgx's wrapping adds nothing the endpoint does not say.
+		return &dbsecret.ConnError{Kind: kind, User: user, Endpoint: ep.String(), Err: refused}
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) && (pgErr.Code == "28P01" || pgErr.Code == "28000") {
 		kind = dbsecret.ErrCannotLogIn
