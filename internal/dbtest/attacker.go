@@ -211,3 +211,119 @@ func readMessage(r io.Reader) (byte, []byte, error) {
 	_, err := io.ReadFull(r, body)
 	return h[0], body, err
 }
+
+// MyPasswordThief is attacker equipment: a server on 127.0.0.1 that speaks
+// just enough of the MySQL protocol (no TLS) to greet a client, switch the
+// authentication to plugin (mysql_clear_password asks for the password
+// itself) and record every byte the client sends after its greeting.
+type MyPasswordThief struct {
+	Host string
+	Port int
+
+	plugin string
+	mu     sync.Mutex
+	got    []byte
+	conns  int
+	done   chan struct{}
+	once   sync.Once
+}
+
+// NewMyPasswordThief starts a thief that asks for plugin.
+func NewMyPasswordThief(t testing.TB, plugin string) *MyPasswordThief {
+	t.Helper()
+	l := ListenLocal(t)
+	m := &MyPasswordThief{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, plugin: plugin, done: make(chan struct{})}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				m.serve(c)
+				m.once.Do(func() { close(m.done) })
+			}()
+		}
+	}()
+	return m
+}
+
+// Received waits until the first client connection has been handled and
+// returns what the client sent after answering the greeting.
+func (m *MyPasswordThief) Received(t testing.TB) []byte {
+	t.Helper()
+	select {
+	case <-m.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the password thief saw no connection end (a hang guard, not a timing check)")
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.got
+}
+
+// Connections is the number of connections accepted so far.
+func (m *MyPasswordThief) Connections() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.conns
+}
+
+func (m *MyPasswordThief) serve(c net.Conn) {
+	defer c.Close()
+	m.mu.Lock()
+	m.conns++
+	m.mu.Unlock()
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	scramble := []byte("0123456789abcdefghij")
+	// HandshakeV10: protocol 10, version, thread id, scramble part 1,
+	// capabilities (LONG_PASSWORD|PROTOCOL_41|SECURE_CONNECTION|
+	// PLUGIN_AUTH), charset, status, scramble length, scramble part 2,
+	// plugin name.
+	const caps = 0x1 | 0x200 | 0x8000 | 0x80000
+	g := []byte{10}
+	g = append(g, "8.0.36-attacker\x00"...)
+	g = append(g, 1, 0, 0, 0)
+	g = append(g, scramble[:8]...)
+	g = append(g, 0)
+	g = binary.LittleEndian.AppendUint16(g, caps&0xffff)
+	g = append(g, 33, 2, 0)
+	g = binary.LittleEndian.AppendUint16(g, caps>>16)
+	g = append(g, 21)
+	g = append(g, make([]byte, 10)...)
+	g = append(g, scramble[8:]...)
+	g = append(g, 0)
+	g = append(g, "mysql_native_password\x00"...)
+	if err := writeMyPacket(c, 0, g); err != nil {
+		return
+	}
+	if _, err := readMyPacket(c); err != nil { // the client's greeting
+		return
+	}
+	sw := append([]byte{0xfe}, m.plugin+"\x00"...)
+	sw = append(sw, scramble...)
+	sw = append(sw, 0)
+	if err := writeMyPacket(c, 2, sw); err != nil {
+		return
+	}
+	rest, _ := io.ReadAll(c)
+	m.mu.Lock()
+	m.got = append(m.got, rest...)
+	m.mu.Unlock()
+}
+
+func writeMyPacket(w io.Writer, seq byte, payload []byte) error {
+	h := []byte{byte(len(payload)), byte(len(payload) >> 8), byte(len(payload) >> 16), seq}
+	_, err := w.Write(append(h, payload...))
+	return err
+}
+
+func readMyPacket(r io.Reader) ([]byte, error) {
+	var h [4]byte
+	if _, err := io.ReadFull(r, h[:]); err != nil {
+		return nil, err
+	}
+	body := make([]byte, int(h[0])|int(h[1])<<8|int(h[2])<<16)
+	_, err := io.ReadFull(r, body)
+	return body, err
+}
