@@ -221,6 +221,7 @@ write_env() {
 		export PG_ADMIN_USER=postgres
 		export PG_ADMIN_PASSWORD=$(cat "$PG_DIR/admin.pw")
 		export PG_CA_FILE=$CA_DIR/ca.crt
+		export PG_LOG_FILE=$PG_DIR/server.log
 		export MYSQL_HOST=127.0.0.1
 		export MYSQL_PORT=$MY_PORT
 		export MYSQL_ADMIN_USER=admin

@@ -77,3 +77,63 @@ func MySecret(t testing.TB, user, password string, extra map[string]any) map[str
 	}
 	return withExtra(m, extra)
 }
+
+// MyGeneralLog turns on the test MariaDB's general query log (to the table
+// mysql.general_log) until the test ends, and returns a function that
+// reads every statement logged since.
+func MyGeneralLog(t testing.TB) func() []string {
+	t.Helper()
+	db := MyAdmin(t)
+	var output string
+	var on int
+	if err := db.QueryRow("SELECT @@GLOBAL.log_output, @@GLOBAL.general_log").Scan(&output, &on); err != nil {
+		t.Fatal(err)
+	}
+	var since string
+	if err := db.QueryRow("SELECT NOW(6)").Scan(&since); err != nil {
+		t.Fatal(err)
+	}
+	MyExec(t, "SET GLOBAL log_output = 'TABLE'", "SET GLOBAL general_log = ON")
+	t.Cleanup(func() {
+		db := MyAdmin(t)
+		_, _ = db.Exec("SET GLOBAL general_log = ?", on)
+		_, _ = db.Exec("SET GLOBAL log_output = ?", output)
+	})
+	return func() []string {
+		t.Helper()
+		rows, err := MyAdmin(t).Query("SELECT argument FROM mysql.general_log WHERE event_time >= ? AND command_type IN ('Query', 'Execute', 'Prepare')", since)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		var out []string
+		for rows.Next() {
+			var a []byte
+			if err := rows.Scan(&a); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, string(a))
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+}
+
+// MyEd25519 installs MariaDB's ed25519 authentication plugin unless the
+// test server has it, and makes user an ed25519 account with password.
+func MyEd25519(t testing.TB, user, password string) {
+	t.Helper()
+	db := MyAdmin(t)
+	var n int
+	if err := db.QueryRow("SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME = 'ed25519' AND PLUGIN_STATUS = 'ACTIVE'").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n == 0 {
+		MyExec(t, "INSTALL SONAME 'auth_ed25519'")
+	}
+	if _, err := db.Exec("ALTER USER ?@'%' IDENTIFIED VIA ed25519 USING PASSWORD(?)", user, password); err != nil {
+		t.Fatal(err)
+	}
+}

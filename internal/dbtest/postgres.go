@@ -2,8 +2,11 @@ package dbtest
 
 import (
 	"context"
+	"io"
+	"os"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -72,4 +75,49 @@ func PGSecret(t testing.TB, user, password string, extra map[string]any) map[str
 		"dbname": "postgres", "ca_bundle": s["PG_CA_FILE"],
 	}
 	return withExtra(m, extra)
+}
+
+// PGStatementLog turns on log_statement = 'all' on the test PostgreSQL
+// until the test ends, and returns a function that reads what the server
+// logged since (PG_LOG_FILE of db.env).
+func PGStatementLog(t testing.TB) func() string {
+	t.Helper()
+	file := Settings(t)["PG_LOG_FILE"]
+	if file == "" {
+		t.Fatalf("db.env has no PG_LOG_FILE: %s (scripts/db.sh up writes it)", hint)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	start, err := f.Seek(0, io.SeekEnd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	PGExec(t, "ALTER SYSTEM SET log_statement = 'all'", "SELECT pg_reload_conf()")
+	t.Cleanup(func() { PGExec(t, "ALTER SYSTEM RESET log_statement", "SELECT pg_reload_conf()") })
+	// The postmaster rereads its configuration after the signal: wait
+	// until a new session has the setting.
+	for i := 0; ; i++ {
+		var v string
+		if err := PGAdmin(t).QueryRow(context.Background(), "SHOW log_statement").Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		if v == "all" {
+			break
+		}
+		if i == 100 {
+			t.Fatalf("log_statement is still %q after the reload", v)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return func() string {
+		t.Helper()
+		b, err := io.ReadAll(io.NewSectionReader(f, start, 1<<40))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
 }
