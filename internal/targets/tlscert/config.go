@@ -2,8 +2,9 @@
 // rotation makes a new private key and a certificate signing request, has it
 // signed by the configured issuer — a CA whose certificate and key are held
 // in another secret, or an ACM Private CA — and stores certificate, key and
-// chain as the pending version. Optionally setSecret re-imports the new
-// certificate into ACM under the same certificate ARN.
+// chain as the pending version. Optionally finishSecret re-imports the new
+// certificate into ACM under the same certificate ARN, once it has passed
+// testSecret and is AWSCURRENT.
 //
 // The private key is generated inside createSecret and leaves the function
 // only as part of the pending version that createSecret stores. A
@@ -34,7 +35,8 @@
 //	                                        commonName differs is refused
 //	SUBJECT_ALTERNATIVE_NAMES  (none)       with COMMON_NAME: comma-separated DNS names that pin the
 //	                                        SANs; a secret that lists other SANs is refused
-//	ACM_CERTIFICATE_ARN        (none)       re-import each new certificate into this ACM certificate
+//	ACM_CERTIFICATE_ARN        (none)       re-import each new certificate into this ACM certificate,
+//	                                        in finishSecret, once it is AWSCURRENT
 //
 // The names a certificate carries come from the secret, which whoever may
 // write the secret controls; the names the CA may sign come from this
@@ -84,7 +86,8 @@ type Config struct {
 	// refused, never silently overridden. Pinned names are allowed names.
 	CommonName string
 	SANs       []string
-	// ACMCertificateArn, when set, receives each new certificate.
+	// ACMCertificateArn, when set, receives each new certificate once it
+	// is AWSCURRENT.
 	ACMCertificateArn string
 }
 

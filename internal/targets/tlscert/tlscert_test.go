@@ -581,36 +581,90 @@ func TestExpiryWarning(t *testing.T) {
 	}
 }
 
+// acmCert imports the current certificate of arn into a new ACM
+// certificate, deleted when the test ends, and returns its ARN.
+func (f *fixture) acmCert(arn string) string {
+	f.t.Helper()
+	cur := f.at(arn, "AWSCURRENT")
+	api := acm.NewFromConfig(f.aws)
+	imp, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{
+		Certificate: []byte(cur.Certificate), PrivateKey: []byte(cur.PrivateKey), CertificateChain: []byte(cur.CertificateChain),
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	certARN := aws.ToString(imp.CertificateArn)
+	f.t.Cleanup(func() {
+		_, _ = api.DeleteCertificate(context.Background(), &acm.DeleteCertificateInput{CertificateArn: aws.String(certARN)})
+	})
+	return certARN
+}
+
+// acmServes returns the serial of the certificate ACM serves under certARN.
+func (f *fixture) acmServes(certARN string) string {
+	f.t.Helper()
+	out, err := acm.NewFromConfig(f.aws).GetCertificate(context.Background(), &acm.GetCertificateInput{CertificateArn: aws.String(certARN)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	got, err := parseCerts("", aws.ToString(out.Certificate))
+	if err != nil || len(got) != 1 {
+		f.t.Fatalf("ACM certificate %s: %d certificates, %v", certARN, len(got), err)
+	}
+	return serial(got[0])
+}
+
+// TestACMReimport: ACM receives the new certificate in finishSecret, after
+// testSecret passed, and not before: while the rotation is open ACM keeps
+// serving the current certificate.
 func TestACMReimport(t *testing.T) {
 	f := newFixture(t)
 	arn := testbed.CreateSecret(t, f.em, firstValue)
 	f.rotate(arn)
 	first := f.at(arn, "AWSCURRENT")
-	api := acm.NewFromConfig(f.aws)
-	imp, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{
-		Certificate: []byte(first.Certificate), PrivateKey: []byte(first.PrivateKey), CertificateChain: []byte(first.CertificateChain),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certARN := aws.ToString(imp.CertificateArn)
-	t.Cleanup(func() {
-		_, _ = api.DeleteCertificate(context.Background(), &acm.DeleteCertificateInput{CertificateArn: aws.String(certARN)})
-	})
+	certARN := f.acmCert(arn)
 	f.cfg.ACMCertificateArn = certARN
-	f.rotate(arn)
-	second := f.at(arn, "AWSCURRENT")
-	out, err := api.GetCertificate(context.Background(), &acm.GetCertificateInput{CertificateArn: aws.String(certARN)})
-	if err != nil {
+
+	token := localrun.NewToken()
+	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := parseCerts("", aws.ToString(out.Certificate))
-	if len(got) != 1 || serial(got[0]) != second.SerialNumber {
-		t.Fatalf("ACM certificate %s does not hold the new certificate %s", certARN, second.SerialNumber)
+	for _, step := range localrun.Steps[:3] {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.acmServes(certARN); got != first.SerialNumber {
+			t.Fatalf("after %s ACM serves %s, want the current certificate %s until finishSecret", step, got, first.SerialNumber)
+		}
 	}
+	if err := f.invoke(f.engine(), rotation.StepFinish, arn, token); err != nil {
+		t.Fatal(err)
+	}
+	second := f.at(arn, "AWSCURRENT")
+	if second.SerialNumber == first.SerialNumber {
+		t.Fatal("the rotation did not make a new certificate")
+	}
+	if got := f.acmServes(certARN); got != second.SerialNumber {
+		t.Fatalf("after finishSecret ACM serves %s, want the new certificate %s", got, second.SerialNumber)
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"certificate imported into ACM"`) {
+		t.Errorf("no import log line")
+	}
+}
 
-	// testSecret compares ACM's certificate with the pending one: put the
-	// old one back in ACM after setSecret, and testSecret must fail.
+// TestACMUntouchedWhenTestFails is finding 13 of issue 9: a certificate
+// that fails testSecret must never reach ACM. Here testSecret fails (the
+// function now demands more validity than the certificate has); ACM must
+// still serve the current certificate, and the rotation, retried with a
+// configuration that passes, then imports the new one.
+func TestACMUntouchedWhenTestFails(t *testing.T) {
+	f := newFixture(t)
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	first := f.at(arn, "AWSCURRENT")
+	certARN := f.acmCert(arn)
+	f.cfg.ACMCertificateArn = certARN
+
 	token := localrun.NewToken()
 	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 		t.Fatal(err)
@@ -620,12 +674,53 @@ func TestACMReimport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{CertificateArn: aws.String(certARN),
-		Certificate: []byte(first.Certificate), PrivateKey: []byte(first.PrivateKey), CertificateChain: []byte(first.CertificateChain)}); err != nil {
+	strict := f.cfg
+	strict.MinValidity = 100 * day
+	lenient := f.cfg
+	f.cfg = strict
+	err := f.invoke(f.engine(), rotation.StepTest, arn, token)
+	f.cfg = lenient
+	if err == nil || !strings.Contains(err.Error(), "minimum of 100 days") {
+		t.Fatalf("testSecret: %v, want the validity refusal", err)
+	}
+	if got := f.acmServes(certARN); got != first.SerialNumber {
+		t.Fatalf("after a failed testSecret ACM serves %s, want the current certificate %s", got, first.SerialNumber)
+	}
+	if f.at(arn, "AWSCURRENT").SerialNumber != first.SerialNumber {
+		t.Fatal("AWSCURRENT moved")
+	}
+	for _, step := range localrun.Steps[2:] {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatalf("retry of %s: %v", step, err)
+		}
+	}
+	if got, want := f.acmServes(certARN), f.at(arn, "AWSCURRENT").SerialNumber; got != want {
+		t.Fatalf("after the retried rotation ACM serves %s, want %s", got, want)
+	}
+}
+
+// TestACMWrongArnFailsTest: an ACM certificate that cannot be read fails
+// testSecret, before AWSCURRENT moves.
+func TestACMWrongArnFailsTest(t *testing.T) {
+	f := newFixture(t)
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	first := f.at(arn, "AWSCURRENT")
+	f.cfg.ACMCertificateArn = "arn:aws:acm:" + f.aws.Region + ":000000000000:certificate/00000000-0000-0000-0000-" + localrun.NewToken()[:12]
+	token := localrun.NewToken()
+	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.invoke(f.engine(), rotation.StepTest, arn, token); err == nil || !strings.Contains(err.Error(), first.SerialNumber) {
-		t.Fatalf("testSecret with a stale ACM certificate: %v", err)
+	for _, step := range localrun.Steps[:2] {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.invoke(f.engine(), rotation.StepTest, arn, token); err == nil || !strings.Contains(err.Error(), f.cfg.ACMCertificateArn) {
+		t.Fatalf("testSecret with a missing ACM certificate: %v", err)
+	}
+	if f.at(arn, "AWSCURRENT").SerialNumber != first.SerialNumber {
+		t.Fatal("AWSCURRENT moved")
 	}
 }
 
