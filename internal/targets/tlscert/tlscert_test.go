@@ -274,13 +274,6 @@ func (f *fixture) engine() *rotation.Engine {
 	return f.engineWith(f.aws)
 }
 
-// engineSM makes an engine whose own Secrets Manager calls go through
-// clients made from smCfg; the target's clients stay on f.aws.
-func (f *fixture) engineSM(smCfg aws.Config) *rotation.Engine {
-	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return rotation.New(secretsmanager.NewFromConfig(smCfg), New(f.cfg, f.aws), rotation.Options{TargetType: "tlscert", Function: "test", Logger: log})
-}
-
 // engineWith makes an engine whose every AWS call (the engine's, the CA
 // secret, ACM) goes through clients made from awsCfg.
 func (f *fixture) engineWith(awsCfg aws.Config) *rotation.Engine {
@@ -463,37 +456,108 @@ func TestEachStepTwice(t *testing.T) {
 	f.assertGood(f.at(arn, "AWSCURRENT"), f.root.cert)
 }
 
-// TestCrashDuringCreate kills createSecret after each of the engine's
-// Secrets Manager calls — before the certificate is issued and after, up to
-// and including PutSecretValue — and reruns it: the rotation then ends with a
-// good certificate, and the old one stays current until finishSecret.
-func TestCrashDuringCreate(t *testing.T) {
-	f := newFixture(t)
-	for k := 1; ; k++ {
-		arn := testbed.CreateSecret(t, f.em, firstValue)
-		f.rotate(arn)
-		old := f.at(arn, "AWSCURRENT")
-		token := localrun.NewToken()
-		if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
-			t.Fatal(err)
+// TestCrashAtEveryCall kills each step after each of its AWS calls (the
+// engine's Secrets Manager calls, the CA secret, ACM: they count together),
+// reruns the step and the rest of the rotation in a fresh engine, and checks
+// that the rotation converges: AWSCURRENT holds a good new certificate,
+// AWSPREVIOUS the old one, and ACM (when configured) serves AWSCURRENT's.
+// Right after each crash AWSCURRENT holds a good certificate, and ACM
+// serves the old certificate or AWSCURRENT's, nothing else.
+func TestCrashAtEveryCall(t *testing.T) {
+	for _, withACM := range []bool{false, true} {
+		name := "secret CA"
+		if withACM {
+			name = "secret CA and ACM re-import"
 		}
-		err := f.invoke(f.engineSM((&testbed.Crasher{K: k}).Config(f.aws)), rotation.StepCreate, arn, token)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, testbed.ErrCrash) {
-			t.Fatalf("crash after %d calls: %v", k, err)
-		}
-		if f.at(arn, "AWSCURRENT").SerialNumber != old.SerialNumber {
-			t.Fatalf("crash after %d calls changed AWSCURRENT", k)
-		}
-		for _, step := range localrun.Steps {
-			if err := f.invoke(f.engine(), step, arn, token); err != nil {
-				t.Fatalf("crash after %d calls; rerun of %s: %v", k, step, err)
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			// One secret for every crash point: each rotation starts from
+			// where the one before converged.
+			arn := testbed.CreateSecret(t, f.em, firstValue)
+			f.rotate(arn)
+			if withACM {
+				f.cfg.ACMCertificateArn = f.acmCert(arn)
 			}
-		}
-		f.assertGood(f.at(arn, "AWSCURRENT"), f.root.cert)
-		t.Logf("crash after Secrets Manager call %d recovered", k)
+			for si, step := range localrun.Steps {
+				for k := 0; ; k++ {
+					old := f.at(arn, "AWSCURRENT")
+					before, _ := f.em.Stages(ctx, arn)
+					var oldID string
+					for id, st := range before {
+						if slices.Contains(st, "AWSCURRENT") {
+							oldID = id
+						}
+					}
+					token := localrun.NewToken()
+					if _, err := f.em.OpenRotation(ctx, arn, token); err != nil {
+						t.Fatal(err)
+					}
+					eng := f.engine()
+					for _, prior := range localrun.Steps[:si] {
+						if err := f.invoke(eng, prior, arn, token); err != nil {
+							t.Fatalf("%s: %v", prior, err)
+						}
+					}
+					c := &testbed.Crasher{K: k}
+					crashing := c.Config(f.aws)
+					err := f.invoke(f.engineWith(crashing), step, arn, token)
+					if err == nil {
+						if k == 0 {
+							t.Fatalf("%s made no AWS call", step)
+						}
+						// Every crash point of the step is done: finish
+						// this rotation for the next step's crash points.
+						for _, rest := range localrun.Steps[si+1:] {
+							if err := f.invoke(f.engine(), rest, arn, token); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if err := f.em.CloseRotation(ctx, arn, token); err != nil {
+							t.Fatal(err)
+						}
+						break
+					}
+					if !errors.Is(err, testbed.ErrCrash) {
+						t.Fatalf("%s crashed after %d calls: unexpected error %v", step, k, err)
+					}
+					last := "nothing"
+					if len(c.Ops) > 0 {
+						last = c.Ops[len(c.Ops)-1]
+					}
+					cur := f.at(arn, "AWSCURRENT")
+					f.assertGood(cur, f.root.cert)
+					if withACM {
+						if got := f.acmServes(f.cfg.ACMCertificateArn); got != old.SerialNumber && got != cur.SerialNumber {
+							t.Fatalf("%s crashed after %s: ACM serves %s, neither the old %s nor AWSCURRENT's %s", step, last, got, old.SerialNumber, cur.SerialNumber)
+						}
+					}
+					for _, rest := range localrun.Steps[si:] {
+						if err := f.invoke(f.engine(), rest, arn, token); err != nil {
+							t.Fatalf("%s crashed after %s (call %d); rerun of %s: %v", step, last, k, rest, err)
+						}
+					}
+					if err := f.em.CloseRotation(ctx, arn, token); err != nil {
+						t.Fatal(err)
+					}
+					st, _ := f.em.Stages(ctx, arn)
+					if !slices.Contains(st[token], "AWSCURRENT") || !slices.Contains(st[oldID], "AWSPREVIOUS") {
+						t.Fatalf("%s crashed after %s: stages %v", step, last, st)
+					}
+					now := f.at(arn, "AWSCURRENT")
+					f.assertGood(now, f.root.cert)
+					if now.SerialNumber == old.SerialNumber || f.at(arn, "AWSPREVIOUS").SerialNumber != old.SerialNumber {
+						t.Fatalf("%s crashed after %s: current %s, previous %s, old %s", step, last, now.SerialNumber, f.at(arn, "AWSPREVIOUS").SerialNumber, old.SerialNumber)
+					}
+					if withACM {
+						if got := f.acmServes(f.cfg.ACMCertificateArn); got != now.SerialNumber {
+							t.Fatalf("%s crashed after %s (call %d): after the rerun ACM serves %s, want AWSCURRENT's %s", step, last, k, got, now.SerialNumber)
+						}
+					}
+					t.Logf("%s: crash after call %d (%s) recovered", step, k, last)
+				}
+			}
+		})
 	}
 }
 
