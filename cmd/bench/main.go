@@ -92,11 +92,12 @@ func run(args []string, stdout io.Writer) error {
 		}
 		var samples []sample
 		for i := range *n {
+			b.secretName = "bench/" + name + "/" + localrun.NewToken()[:8]
 			env, initial, err := setup(ctx, b)
 			if err != nil {
 				return fmt.Errorf("%s sample %d: setup: %w", name, i+1, err)
 			}
-			s, err := measure(ctx, em, name, env, initial, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
+			s, err := measure(ctx, em, b.secretName, env, initial, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
 			if err != nil {
 				return fmt.Errorf("%s sample %d: %w", name, i+1, err)
 			}
@@ -121,10 +122,10 @@ func run(args []string, stdout io.Writer) error {
 
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
-// measure starts a fresh function process, rotates a new secret once cold
-// (timing the first invoke) and once warm (timing each step), and reads the
-// process's peak memory.
-func measure(ctx context.Context, em *localrun.Emulator, name string, env []string, initial, bootstrap, rieBin string) (sample, error) {
+// measure starts a fresh function process, rotates a new secret (named
+// secretName) once cold (timing the first invoke) and once warm (timing each
+// step), and reads the process's peak memory.
+func measure(ctx context.Context, em *localrun.Emulator, secretName string, env []string, initial, bootstrap, rieBin string) (sample, error) {
 	s := sample{steps: map[string]time.Duration{}}
 	out := &testbed.LogBuffer{}
 	rie, err := localrun.StartRIE(ctx, localrun.RIEOptions{Binary: rieBin, Bootstrap: bootstrap, Env: env, Output: out})
@@ -133,7 +134,7 @@ func measure(ctx context.Context, em *localrun.Emulator, name string, env []stri
 	}
 	defer rie.Close()
 	created, err := em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: aws.String("bench/" + name + "/" + localrun.NewToken()[:8]), SecretString: aws.String(initial),
+		Name: aws.String(secretName), SecretString: aws.String(initial),
 	})
 	if err != nil {
 		return s, err

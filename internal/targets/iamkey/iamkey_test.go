@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
@@ -70,16 +71,25 @@ func TestParseSecretErrors(t *testing.T) {
 func TestConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := ConfigFromEnv(env(nil))
-	if err != nil || c.DeactivatePrevious || c.TestTimeout != defaultTestTimeout {
+	if err != nil || c.DeactivatePrevious || c.TestTimeout != defaultTestTimeout || c.UserPath != "/secrets-rotation/" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
-	c, err = ConfigFromEnv(env(map[string]string{"DEACTIVATE_PREVIOUS_KEY": "true", "TEST_TIMEOUT": "5s"}))
-	if err != nil || !c.DeactivatePrevious || c.TestTimeout != 5*time.Second {
+	c, err = ConfigFromEnv(env(map[string]string{"DEACTIVATE_PREVIOUS_KEY": "true", "TEST_TIMEOUT": "5s", "IAM_USER_PATH": "/apps/team-a/"}))
+	if err != nil || !c.DeactivatePrevious || c.TestTimeout != 5*time.Second || c.UserPath != "/apps/team-a/" {
 		t.Fatalf("set: %+v %v", c, err)
 	}
-	for k, v := range map[string]string{"DEACTIVATE_PREVIOUS_KEY": "maybe", "TEST_TIMEOUT": "-1s"} {
+	c, err = ConfigFromEnv(env(map[string]string{"IAM_USER_PATH": "/", "IAM_ALLOW_ALL_USERS": "true"}))
+	if err != nil || c.UserPath != "/" {
+		t.Fatalf("every user, opted in: %+v %v", c, err)
+	}
+	for k, v := range map[string]string{"DEACTIVATE_PREVIOUS_KEY": "maybe", "TEST_TIMEOUT": "-1s", "IAM_USER_PATH": "apps/", "IAM_ALLOW_ALL_USERS": "yes please"} {
 		if _, err := ConfigFromEnv(env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("%s=%s: error %v does not name the variable", k, v, err)
+		}
+	}
+	for _, bad := range []string{"/apps", "//", "/a//b/", "/a b/"} {
+		if _, err := ConfigFromEnv(env(map[string]string{"IAM_USER_PATH": bad})); err == nil {
+			t.Errorf("IAM_USER_PATH=%q accepted", bad)
 		}
 	}
 }
@@ -98,7 +108,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	cfg := testbed.AWSConfig(t)
 	return &fixture{t: t, em: localrun.NewEmulator(cfg), cfg: cfg, iam: iam.NewFromConfig(cfg), logs: &testbed.LogBuffer{},
-		tc: Config{TestTimeout: 3 * time.Second}}
+		tc: Config{TestTimeout: 3 * time.Second, UserPath: DefaultUserPath}}
 }
 
 func (f *fixture) engine(iamOpts ...func(*iam.Options)) *rotation.Engine {
@@ -106,11 +116,19 @@ func (f *fixture) engine(iamOpts ...func(*iam.Options)) *rotation.Engine {
 	return rotation.New(f.em.SM, New(f.tc, f.cfg, iamOpts...), rotation.Options{TargetType: "iamkey", Function: "test", Logger: log})
 }
 
-// user creates an IAM user, deleted with its keys when the test ends.
+// user creates an IAM user under the function's default IAM_USER_PATH,
+// deleted with its keys when the test ends.
 func (f *fixture) user() string {
 	f.t.Helper()
+	return f.userAt(DefaultUserPath)
+}
+
+// userAt creates an IAM user with the IAM path, deleted with its keys when
+// the test ends.
+func (f *fixture) userAt(path string) string {
+	f.t.Helper()
 	name := "rot-" + localrun.NewToken()[:8]
-	if _, err := f.iam.CreateUser(context.Background(), &iam.CreateUserInput{UserName: aws.String(name)}); err != nil {
+	if _, err := f.iam.CreateUser(context.Background(), &iam.CreateUserInput{UserName: aws.String(name), Path: aws.String(path)}); err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() {
@@ -155,7 +173,25 @@ func (f *fixture) secretWithKey() (arn, user, keyID, secretKey string) {
 	user = f.user()
 	keyID, secretKey = f.newKey(user)
 	v, _ := json.Marshal(map[string]string{"userName": user, "accessKeyId": keyID, "secretAccessKey": secretKey})
-	return testbed.CreateSecret(f.t, f.em, string(v)), user, keyID, secretKey
+	return f.secretFor(user, string(v)), user, keyID, secretKey
+}
+
+// secretFor creates a secret with value and binds user to it with the
+// BindingTag, as the deployer does.
+func (f *fixture) secretFor(user, value string) string {
+	f.t.Helper()
+	arn := testbed.CreateSecret(f.t, f.em, value)
+	f.bind(user, arn)
+	return arn
+}
+
+// bind tags user as managed by the secret whose ARN or name is value.
+func (f *fixture) bind(user, value string) {
+	f.t.Helper()
+	if _, err := f.iam.TagUser(context.Background(), &iam.TagUserInput{UserName: aws.String(user),
+		Tags: []iamtypes.Tag{{Key: aws.String(BindingTag), Value: aws.String(value)}}}); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func (f *fixture) invoke(e *rotation.Engine, step, arn, token string) error {
@@ -206,7 +242,7 @@ func TestRotateTwice(t *testing.T) {
 func TestFirstRotationFromUserNameOnly(t *testing.T) {
 	f := newFixture(t)
 	user := f.user()
-	arn := testbed.CreateSecret(t, f.em, `{"userName":"`+user+`","owner":"team-a"}`)
+	arn := f.secretFor(user, `{"userName":"`+user+`","owner":"team-a"}`)
 	f.rotate(arn)
 	cur := keyAt(t, f.em, arn, "AWSCURRENT")
 	if got := f.keys(user); len(got) != 1 || got[cur.AccessKeyID] != "Active" {
@@ -337,7 +373,7 @@ func TestTwoForeignKeysRefused(t *testing.T) {
 	user := f.user()
 	a, _ := f.newKey(user)
 	b, _ := f.newKey(user)
-	arn := testbed.CreateSecret(t, f.em, `{"userName":"`+user+`"}`)
+	arn := f.secretFor(user, `{"userName":"`+user+`"}`)
 	f.refusedCreate(arn, user, a)
 	f.refusedCreate(arn, user, b)
 }
