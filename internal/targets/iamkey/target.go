@@ -236,15 +236,24 @@ func (t *Target) retry(ctx context.Context, fn func() error) (attempts int, err 
 }
 
 // Finish deactivates the old key when DEACTIVATE_PREVIOUS_KEY is set. The
-// stages in req are those read before finishSecret moved AWSCURRENT, so the
-// version that carried AWSCURRENT then is the one just retired.
+// old key is that of the version the rotation moved AWSCURRENT away from:
+// on the first run the stages in req are those read before finishSecret
+// moved the label, so it is the version that carried AWSCURRENT then; when
+// finishSecret is retried after the label moved (the engine runs Finish
+// again), it is the version that now carries AWSPREVIOUS. Deactivating a
+// key that is already inactive changes nothing, so a rerun converges.
 func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
 	if !t.cfg.DeactivatePrevious {
 		return nil
 	}
+	stages := req.Versions.Stages()
+	label := secretstore.StageCurrent
+	if slices.Contains(stages[req.Secret.Token], secretstore.StageCurrent) {
+		label = secretstore.StagePrevious
+	}
 	var oldID string
-	for id, stages := range req.Versions.Stages() {
-		if slices.Contains(stages, secretstore.StageCurrent) && id != req.Secret.Token {
+	for id, st := range stages {
+		if slices.Contains(st, label) && id != req.Secret.Token {
 			oldID = id
 		}
 	}
