@@ -113,11 +113,12 @@ func run(args []string, stdout io.Writer) error {
 		}
 		var samples []sample
 		for i := range *n {
+			b.secretName = "bench/" + name + "/" + localrun.NewToken()[:8]
 			env, initial, err := setup(ctx, b)
 			if err != nil {
 				return fmt.Errorf("%s sample %d: setup: %w", name, i+1, err)
 			}
-			s, err := measure(ctx, em, proxy, name, env, initial, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
+			s, err := measure(ctx, em, proxy, name, b.secretName, env, initial, filepath.Join(*localDir, name, "bootstrap"), *rieBin)
 			if err != nil {
 				return fmt.Errorf("%s sample %d: %w", name, i+1, err)
 			}
@@ -182,11 +183,11 @@ func total(m map[string]int) int {
 
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
 
-// measure starts a fresh function process, rotates a new secret once cold
-// (timing the first invoke) and then warm once per delay (timing each
-// step), and reads the process's peak memory. Every Secrets Manager request
-// of the function goes through proxy.
-func measure(ctx context.Context, em *localrun.Emulator, proxy *testbed.DelayProxy, name string, env []string, initial, bootstrap, rieBin string) (sample, error) {
+// measure starts a fresh function process, rotates a new secret (named
+// secretName) once cold (timing the first invoke) and then warm once per
+// delay (timing each step), and reads the process's peak memory. Every
+// Secrets Manager request of the function goes through proxy.
+func measure(ctx context.Context, em *localrun.Emulator, proxy *testbed.DelayProxy, name, secretName string, env []string, initial, bootstrap, rieBin string) (sample, error) {
 	s := sample{atDelay: map[time.Duration]time.Duration{}}
 	out := &testbed.LogBuffer{}
 	env = append(slices.Clip(env), "AWS_ENDPOINT_URL_SECRETS_MANAGER="+proxy.URL, "AWS_LAMBDA_FUNCTION_NAME="+name+"-rotation")
@@ -196,7 +197,7 @@ func measure(ctx context.Context, em *localrun.Emulator, proxy *testbed.DelayPro
 	}
 	defer rie.Close()
 	created, err := em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
-		Name: aws.String("bench/" + name + "/" + localrun.NewToken()[:8]), SecretString: aws.String(initial),
+		Name: aws.String(secretName), SecretString: aws.String(initial),
 	})
 	if err != nil {
 		return s, err

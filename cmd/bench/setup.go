@@ -22,6 +22,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/go-sql-driver/mysql"
@@ -41,6 +42,8 @@ type bed struct {
 	em    *localrun.Emulator
 	db    map[string]string // .testbed/db.env
 	caARN string            // the tlscert issuer secret, made once
+	// secretName is the name of the secret the next sample rotates.
+	secretName string
 }
 
 var cases = map[string]setup{
@@ -59,7 +62,10 @@ var cases = map[string]setup{
 	},
 	"iamkey": func(ctx context.Context, b *bed) ([]string, string, error) {
 		user := "bench-" + localrun.NewToken()[:8]
-		if _, err := iam.NewFromConfig(b.cfg).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user)}); err != nil {
+		// Under the iamkey function's default IAM_USER_PATH, bound to the
+		// secret the sample rotates.
+		if _, err := iam.NewFromConfig(b.cfg).CreateUser(ctx, &iam.CreateUserInput{UserName: aws.String(user), Path: aws.String("/secrets-rotation/"),
+			Tags: []iamtypes.Tag{{Key: aws.String("secrets-rotation:secret"), Value: aws.String(b.secretName)}}}); err != nil {
 			return nil, "", fmt.Errorf("create IAM user: %w", err)
 		}
 		return nil, `{"userName":"` + user + `"}`, nil

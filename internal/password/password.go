@@ -19,6 +19,13 @@ import (
 // MaxLength is the longest password GetRandomPassword makes.
 const MaxLength = 4096
 
+// MinLength is the shortest password a function may be configured to make
+// (PolicyFromEnv): the SAM template's PasswordLength has the same minimum,
+// so a function configured by hand cannot be weaker than one deployed from
+// the template. Policy.Validate alone accepts shorter policies, for callers
+// that build one in code.
+const MinLength = 8
+
 // The character classes of GetRandomPassword.
 const (
 	Lowercase   = "abcdefghijklmnopqrstuvwxyz"
@@ -173,7 +180,7 @@ func shuffle(b []byte) error {
 // PolicyFromEnv reads a policy from the environment through getenv (os.Getenv
 // in production). Unset variables keep the defaults of DefaultPolicy:
 //
-//	PASSWORD_LENGTH             integer 1..4096, default 32
+//	PASSWORD_LENGTH             integer 8..4096 (MinLength..MaxLength), default 32
 //	EXCLUDE_CHARACTERS          characters never used, default none
 //	EXCLUDE_NUMBERS             boolean, default false
 //	EXCLUDE_PUNCTUATION         boolean, default false
@@ -191,6 +198,9 @@ func PolicyFromEnv(getenv func(string) string) (Policy, error) {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
 			return Policy{}, fmt.Errorf("PASSWORD_LENGTH=%q is not an integer", s)
+		}
+		if n < MinLength || n > MaxLength {
+			return Policy{}, fmt.Errorf("PASSWORD_LENGTH must be between %d and %d, got %d", MinLength, MaxLength, n)
 		}
 		p.Length = n
 	}

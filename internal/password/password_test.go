@@ -176,15 +176,28 @@ func TestPolicyFromEnv(t *testing.T) {
 	}
 }
 
+// TestPolicyFromEnvMinimum: the shortest configurable password is the SAM
+// template's minimum of PasswordLength, MinLength (8); 7 is refused.
+func TestPolicyFromEnvMinimum(t *testing.T) {
+	p, err := PolicyFromEnv(env(map[string]string{"PASSWORD_LENGTH": "8"}))
+	if err != nil || p.Length != 8 || MinLength != 8 {
+		t.Fatalf("PASSWORD_LENGTH=8: %+v, %v", p, err)
+	}
+	if _, err := PolicyFromEnv(env(map[string]string{"PASSWORD_LENGTH": "7"})); err == nil {
+		t.Fatal("PASSWORD_LENGTH=7 accepted")
+	}
+}
+
 func TestPolicyFromEnvErrors(t *testing.T) {
 	tests := []struct {
 		env  map[string]string
 		want []string
 	}{
 		{map[string]string{"PASSWORD_LENGTH": "0"}, []string{"PASSWORD_LENGTH"}},
+		{map[string]string{"PASSWORD_LENGTH": "1"}, []string{"PASSWORD_LENGTH must be between 8 and 4096, got 1"}},
+		{map[string]string{"PASSWORD_LENGTH": "7"}, []string{"PASSWORD_LENGTH must be between 8 and 4096, got 7"}},
 		{map[string]string{"PASSWORD_LENGTH": "4097"}, []string{"PASSWORD_LENGTH"}},
 		{map[string]string{"PASSWORD_LENGTH": "long"}, []string{"PASSWORD_LENGTH", `"long"`}},
-		{map[string]string{"PASSWORD_LENGTH": "3"}, []string{"REQUIRE_EACH_INCLUDED_TYPE"}},
 		{map[string]string{"EXCLUDE_NUMBERS": "yes"}, []string{"EXCLUDE_NUMBERS", `"yes"`}},
 		{map[string]string{"INCLUDE_SPACE": "maybe"}, []string{"INCLUDE_SPACE", `"maybe"`}},
 		{map[string]string{"REQUIRE_EACH_INCLUDED_TYPE": "on"}, []string{"REQUIRE_EACH_INCLUDED_TYPE", `"on"`}},

@@ -19,7 +19,7 @@ import (
 // events' example secret does not exist either.
 var settings = map[string][]string{
 	"datakey": {"KMS_KEY_ID=arn:aws:kms:us-east-1:000000000000:key/00000000-0000-0000-0000-000000000000"},
-	"tlscert": {"CA_SECRET_ID=arn:aws:secretsmanager:us-east-1:000000000000:secret:example-ca-AbCdEf"},
+	"tlscert": {"CA_SECRET_ID=arn:aws:secretsmanager:us-east-1:000000000000:secret:example-ca-AbCdEf", "ALLOWED_DNS_SUFFIXES=example.com"},
 }
 
 // idleSteps are the steps a function has nothing to do for in the

@@ -7,7 +7,7 @@
 //
 //	Variable                    Kinds       Default     Meaning
 //	SECRET_KIND                 all         password    password, apikey or signingkey
-//	PASSWORD_LENGTH             password    32          1..4096 characters
+//	PASSWORD_LENGTH             password    32          8..4096 characters
 //	EXCLUDE_CHARACTERS          password    (none)      characters never used
 //	EXCLUDE_NUMBERS             password    false       no digits 0-9
 //	EXCLUDE_PUNCTUATION         password    false       no !"#$%&'()*+,-./:;<=>?@[\]^_`{|}~

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/secrets-rotation/secrets-rotation/internal/password"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
 )
 
@@ -161,11 +162,12 @@ func TestCreateWholeValue(t *testing.T) {
 
 func TestCreateNewValueDiffers(t *testing.T) {
 	// One lowercase letter out of two: the same value comes up half of
-	// the time, and Create must draw again.
-	cfg := mustConfig(t, map[string]string{
-		"PASSWORD_LENGTH": "1", "EXCLUDE_NUMBERS": "true", "EXCLUDE_PUNCTUATION": "true",
-		"EXCLUDE_UPPERCASE": "true", "EXCLUDE_CHARACTERS": "cdefghijklmnopqrstuvwxyz",
-	})
+	// the time, and Create must draw again. No function may be configured
+	// with so short a password (PASSWORD_LENGTH is at least 8), so the
+	// policy is set in code.
+	cfg := mustConfig(t, nil)
+	cfg.Password = password.Policy{Length: 1, ExcludeNumbers: true, ExcludePunctuation: true,
+		ExcludeUppercase: true, ExcludeCharacters: "cdefghijklmnopqrstuvwxyz"}
 	for range 200 {
 		got, err := create(t, cfg, "a")
 		if err != nil {
@@ -250,6 +252,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{map[string]string{"SECRET_KIND": "token"}, `SECRET_KIND="token" is not one of password, apikey, signingkey`},
 		{map[string]string{"PASSWORD_LENGTH": "0"}, "PASSWORD_LENGTH"},
+		{map[string]string{"PASSWORD_LENGTH": "7"}, "PASSWORD_LENGTH must be between 8 and 4096"},
 		{map[string]string{"EXCLUDE_NUMBERS": "nope"}, `EXCLUDE_NUMBERS="nope"`},
 		{map[string]string{"SECRET_KIND": "apikey", "KEY_BYTES": "15"}, "KEY_BYTES must be between 16 and 1024"},
 		{map[string]string{"SECRET_KIND": "apikey", "KEY_BYTES": "1025"}, "KEY_BYTES must be between 16 and 1024"},

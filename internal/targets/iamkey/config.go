@@ -20,17 +20,27 @@
 // createSecret made before it died. setSecret removes the tag once the new
 // key is stored.
 //
+// The secret names the user, and whoever may write the secret chooses that
+// name; the function's configuration says which users it may manage at all:
+// those whose IAM path is under IAM_USER_PATH. The template's role grants
+// the IAM actions on the same path only.
+//
 // Environment of the Lambda function:
 //
-//	Variable                  Default  Meaning
-//	DEACTIVATE_PREVIOUS_KEY   false    deactivate the old key right after finishSecret,
-//	                                   instead of leaving it active for one rotation interval
-//	TEST_TIMEOUT              60s      how long setSecret and testSecret retry while IAM propagates the new key
+//	Variable                  Default             Meaning
+//	IAM_USER_PATH             /secrets-rotation/  only users whose path starts with it are rotated
+//	IAM_ALLOW_ALL_USERS       false               must be true for IAM_USER_PATH=/ (every user of
+//	                                              the account, administrators included)
+//	DEACTIVATE_PREVIOUS_KEY   false               deactivate the old key right after finishSecret,
+//	                                              instead of leaving it active for one rotation interval
+//	TEST_TIMEOUT              60s                 how long setSecret and testSecret retry while IAM propagates the new key
 package iamkey
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -38,6 +48,9 @@ import (
 
 // Config is the configuration of a Target.
 type Config struct {
+	// UserPath is the IAM path prefix of the users whose keys the function
+	// may rotate; a secret that names another user is refused.
+	UserPath string
 	// DeactivatePrevious deactivates the key of the old AWSCURRENT version
 	// as soon as finishSecret has moved the label away from it.
 	DeactivatePrevious bool
@@ -48,9 +61,35 @@ type Config struct {
 
 const defaultTestTimeout = 60 * time.Second
 
+// DefaultUserPath is the IAM path of the users the function rotates unless
+// IAM_USER_PATH says otherwise; the template's IamUserPath has the same
+// default.
+const DefaultUserPath = "/secrets-rotation/"
+
+// IAM paths: "/" or "/" followed by segments of printable ASCII, each ended
+// by "/"; at most 512 characters.
+var userPathRE = regexp.MustCompile(`^/([\x21-\x2E\x30-\x7E]+/)*$`)
+
 // ConfigFromEnv reads and validates the configuration through getenv.
 func ConfigFromEnv(getenv func(string) string) (Config, error) {
-	c := Config{TestTimeout: defaultTestTimeout}
+	c := Config{TestTimeout: defaultTestTimeout, UserPath: DefaultUserPath}
+	if s := strings.TrimSpace(getenv("IAM_USER_PATH")); s != "" {
+		if len(s) > 512 || !userPathRE.MatchString(s) {
+			return Config{}, fmt.Errorf("IAM_USER_PATH=%q is not an IAM path such as /secrets-rotation/ (it starts and ends with /)", s)
+		}
+		c.UserPath = s
+	}
+	allowAll := false
+	if s := strings.TrimSpace(getenv("IAM_ALLOW_ALL_USERS")); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return Config{}, fmt.Errorf("IAM_ALLOW_ALL_USERS=%q is not a boolean", s)
+		}
+		allowAll = b
+	}
+	if c.UserPath == "/" && !allowAll {
+		return Config{}, errors.New("IAM_USER_PATH=/ would let any secret's writer have keys made for every IAM user of the account, administrators included: use a narrower path, or set IAM_ALLOW_ALL_USERS=true to mean it")
+	}
 	if s := strings.TrimSpace(getenv("DEACTIVATE_PREVIOUS_KEY")); s != "" {
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -71,6 +110,7 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 // Describe returns the configuration as log attributes.
 func (c Config) Describe() []slog.Attr {
 	return []slog.Attr{
+		slog.String("iam_user_path", c.UserPath),
 		slog.Bool("deactivate_previous_key", c.DeactivatePrevious),
 		slog.Duration("test_timeout", c.TestTimeout),
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
+	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
@@ -70,16 +71,25 @@ func TestParseSecretErrors(t *testing.T) {
 func TestConfig(t *testing.T) {
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 	c, err := ConfigFromEnv(env(nil))
-	if err != nil || c.DeactivatePrevious || c.TestTimeout != defaultTestTimeout {
+	if err != nil || c.DeactivatePrevious || c.TestTimeout != defaultTestTimeout || c.UserPath != "/secrets-rotation/" {
 		t.Fatalf("defaults: %+v %v", c, err)
 	}
-	c, err = ConfigFromEnv(env(map[string]string{"DEACTIVATE_PREVIOUS_KEY": "true", "TEST_TIMEOUT": "5s"}))
-	if err != nil || !c.DeactivatePrevious || c.TestTimeout != 5*time.Second {
+	c, err = ConfigFromEnv(env(map[string]string{"DEACTIVATE_PREVIOUS_KEY": "true", "TEST_TIMEOUT": "5s", "IAM_USER_PATH": "/apps/team-a/"}))
+	if err != nil || !c.DeactivatePrevious || c.TestTimeout != 5*time.Second || c.UserPath != "/apps/team-a/" {
 		t.Fatalf("set: %+v %v", c, err)
 	}
-	for k, v := range map[string]string{"DEACTIVATE_PREVIOUS_KEY": "maybe", "TEST_TIMEOUT": "-1s"} {
+	c, err = ConfigFromEnv(env(map[string]string{"IAM_USER_PATH": "/", "IAM_ALLOW_ALL_USERS": "true"}))
+	if err != nil || c.UserPath != "/" {
+		t.Fatalf("every user, opted in: %+v %v", c, err)
+	}
+	for k, v := range map[string]string{"DEACTIVATE_PREVIOUS_KEY": "maybe", "TEST_TIMEOUT": "-1s", "IAM_USER_PATH": "apps/", "IAM_ALLOW_ALL_USERS": "yes please"} {
 		if _, err := ConfigFromEnv(env(map[string]string{k: v})); err == nil || !strings.Contains(err.Error(), k) {
 			t.Errorf("%s=%s: error %v does not name the variable", k, v, err)
+		}
+	}
+	for _, bad := range []string{"/apps", "//", "/a//b/", "/a b/"} {
+		if _, err := ConfigFromEnv(env(map[string]string{"IAM_USER_PATH": bad})); err == nil {
+			t.Errorf("IAM_USER_PATH=%q accepted", bad)
 		}
 	}
 }
@@ -98,7 +108,7 @@ type fixture struct {
 func newFixture(t *testing.T) *fixture {
 	cfg := testbed.AWSConfig(t)
 	return &fixture{t: t, em: localrun.NewEmulator(cfg), cfg: cfg, iam: iam.NewFromConfig(cfg), logs: &testbed.LogBuffer{},
-		tc: Config{TestTimeout: 3 * time.Second}}
+		tc: Config{TestTimeout: 3 * time.Second, UserPath: DefaultUserPath}}
 }
 
 func (f *fixture) engine(iamOpts ...func(*iam.Options)) *rotation.Engine {
@@ -106,11 +116,19 @@ func (f *fixture) engine(iamOpts ...func(*iam.Options)) *rotation.Engine {
 	return rotation.New(f.em.SM, New(f.tc, f.cfg, iamOpts...), rotation.Options{TargetType: "iamkey", Function: "test", Logger: log})
 }
 
-// user creates an IAM user, deleted with its keys when the test ends.
+// user creates an IAM user under the function's default IAM_USER_PATH,
+// deleted with its keys when the test ends.
 func (f *fixture) user() string {
 	f.t.Helper()
+	return f.userAt(DefaultUserPath)
+}
+
+// userAt creates an IAM user with the IAM path, deleted with its keys when
+// the test ends.
+func (f *fixture) userAt(path string) string {
+	f.t.Helper()
 	name := "rot-" + localrun.NewToken()[:8]
-	if _, err := f.iam.CreateUser(context.Background(), &iam.CreateUserInput{UserName: aws.String(name)}); err != nil {
+	if _, err := f.iam.CreateUser(context.Background(), &iam.CreateUserInput{UserName: aws.String(name), Path: aws.String(path)}); err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() {
@@ -155,7 +173,25 @@ func (f *fixture) secretWithKey() (arn, user, keyID, secretKey string) {
 	user = f.user()
 	keyID, secretKey = f.newKey(user)
 	v, _ := json.Marshal(map[string]string{"userName": user, "accessKeyId": keyID, "secretAccessKey": secretKey})
-	return testbed.CreateSecret(f.t, f.em, string(v)), user, keyID, secretKey
+	return f.secretFor(user, string(v)), user, keyID, secretKey
+}
+
+// secretFor creates a secret with value and binds user to it with the
+// BindingTag, as the deployer does.
+func (f *fixture) secretFor(user, value string) string {
+	f.t.Helper()
+	arn := testbed.CreateSecret(f.t, f.em, value)
+	f.bind(user, arn)
+	return arn
+}
+
+// bind tags user as managed by the secret whose ARN or name is value.
+func (f *fixture) bind(user, value string) {
+	f.t.Helper()
+	if _, err := f.iam.TagUser(context.Background(), &iam.TagUserInput{UserName: aws.String(user),
+		Tags: []iamtypes.Tag{{Key: aws.String(BindingTag), Value: aws.String(value)}}}); err != nil {
+		f.t.Fatal(err)
+	}
 }
 
 func (f *fixture) invoke(e *rotation.Engine, step, arn, token string) error {
@@ -206,7 +242,7 @@ func TestRotateTwice(t *testing.T) {
 func TestFirstRotationFromUserNameOnly(t *testing.T) {
 	f := newFixture(t)
 	user := f.user()
-	arn := testbed.CreateSecret(t, f.em, `{"userName":"`+user+`","owner":"team-a"}`)
+	arn := f.secretFor(user, `{"userName":"`+user+`","owner":"team-a"}`)
 	f.rotate(arn)
 	cur := keyAt(t, f.em, arn, "AWSCURRENT")
 	if got := f.keys(user); len(got) != 1 || got[cur.AccessKeyID] != "Active" {
@@ -240,53 +276,176 @@ func TestEachStepTwice(t *testing.T) {
 	}
 }
 
-// TestCrashDuringCreate kills createSecret after each of its IAM calls
-// (CreateAccessKey among them), reruns it in a fresh process and finishes
-// the rotation: the user must end with exactly the current and the
-// previous key, whatever the crash point.
-func TestCrashDuringCreate(t *testing.T) {
-	f := newFixture(t)
-	sawCreateKey := false
-	for k := 1; ; k++ {
-		arn, user, _, _ := f.secretWithKey()
-		f.rotate(arn)
-		k1 := keyAt(t, f.em, arn, "AWSCURRENT").AccessKeyID
-		token := localrun.NewToken()
-		if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
-			t.Fatal(err)
+// TestCrashAtEveryCall kills each step after each of its AWS calls (the
+// engine's Secrets Manager calls, IAM and STS, counted together by one
+// testbed.Crasher), reruns the step and the rest of the rotation in a fresh
+// engine, and checks that it converges without a leaked key: the user has
+// at most two keys, each held by AWSCURRENT or AWSPREVIOUS; AWSCURRENT's
+// key is active and signs as the user; no intent tag is left. Right after
+// each crash the key of AWSCURRENT still works. With
+// DEACTIVATE_PREVIOUS_KEY the finish hook's calls are crash points too.
+func TestCrashAtEveryCall(t *testing.T) {
+	for _, deactivate := range []bool{false, true} {
+		name := "previous key stays active"
+		if deactivate {
+			name = "DEACTIVATE_PREVIOUS_KEY"
 		}
-		// Only the target's IAM client crashes: the engine's Secrets
-		// Manager calls and the STS check of the new key are not counted.
-		c := &testbed.Crasher{K: k}
-		err := f.invoke(f.engine(func(o *iam.Options) {
-			o.Retryer = aws.NopRetryer{}
-			o.APIOptions = append(o.APIOptions, c.Middleware)
-		}), rotation.StepCreate, arn, token)
-		if err == nil {
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			f.tc.DeactivatePrevious = deactivate
+			// Crash points inside the retry loops of setSecret and
+			// testSecret give up after TestTimeout.
+			f.tc.TestTimeout = time.Second
+			ctx := context.Background()
+			// One secret for every crash point: each rotation starts from
+			// where the one before converged.
+			arn, user, _, _ := f.secretWithKey()
+			f.rotate(arn)
+			sawCreateKey := false
+			for si, step := range localrun.Steps {
+				for k := 0; ; k++ {
+					old := keyAt(t, f.em, arn, "AWSCURRENT")
+					oldID := f.versionAt(arn, "AWSCURRENT")
+					token := localrun.NewToken()
+					if _, err := f.em.OpenRotation(ctx, arn, token); err != nil {
+						t.Fatal(err)
+					}
+					eng := f.engine()
+					for _, prior := range localrun.Steps[:si] {
+						if err := f.invoke(eng, prior, arn, token); err != nil {
+							t.Fatalf("%s: %v", prior, err)
+						}
+					}
+					c := &testbed.Crasher{K: k}
+					err := f.invoke(f.engineWith(c.Config(f.cfg)), step, arn, token)
+					if err == nil {
+						if k == 0 {
+							t.Fatalf("%s made no AWS call", step)
+						}
+						// Every crash point of the step is done: finish
+						// this rotation for the next step's crash points.
+						for _, rest := range localrun.Steps[si+1:] {
+							if err := f.invoke(f.engine(), rest, arn, token); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if err := f.em.CloseRotation(ctx, arn, token); err != nil {
+							t.Fatal(err)
+						}
+						break
+					}
+					if !errors.Is(err, testbed.ErrCrash) {
+						t.Fatalf("%s crashed after %d calls: unexpected error %v", step, k, err)
+					}
+					last := "nothing"
+					if len(c.Ops) > 0 {
+						last = c.Ops[len(c.Ops)-1]
+					}
+					sawCreateKey = sawCreateKey || (step == rotation.StepCreate && last == "CreateAccessKey")
+					// Zero downtime: whichever version is AWSCURRENT now
+					// (the old one, or the new one after the label moved)
+					// holds a working key.
+					f.assertWorks(user, keyAt(t, f.em, arn, "AWSCURRENT"), fmt.Sprintf("%s crashed after %s (call %d): AWSCURRENT", step, last, k))
+					for _, rest := range localrun.Steps[si:] {
+						if err := f.invoke(f.engine(), rest, arn, token); err != nil {
+							t.Fatalf("%s crashed after %s (call %d); rerun of %s: %v", step, last, k, rest, err)
+						}
+					}
+					if err := f.em.CloseRotation(ctx, arn, token); err != nil {
+						t.Fatal(err)
+					}
+					where := fmt.Sprintf("%s crashed after %s (call %d), rerun", step, last, k)
+					st, _ := f.em.Stages(ctx, arn)
+					if !slices.Contains(st[token], "AWSCURRENT") || !slices.Contains(st[oldID], "AWSPREVIOUS") {
+						t.Fatalf("%s: stages %v", where, st)
+					}
+					cur, prev := keyAt(t, f.em, arn, "AWSCURRENT"), keyAt(t, f.em, arn, "AWSPREVIOUS")
+					if prev.AccessKeyID != old.AccessKeyID || cur.AccessKeyID == old.AccessKeyID {
+						t.Fatalf("%s: current %s previous %s, old %s", where, cur.AccessKeyID, prev.AccessKeyID, old.AccessKeyID)
+					}
+					keys := f.keys(user)
+					if len(keys) > 2 {
+						t.Fatalf("%s: user has %d keys %v", where, len(keys), keys)
+					}
+					for id := range keys {
+						if id != cur.AccessKeyID && id != prev.AccessKeyID {
+							t.Fatalf("%s: key %s is held by no version (leaked); keys %v", where, id, keys)
+						}
+					}
+					wantPrev := "Active"
+					if deactivate {
+						wantPrev = "Inactive"
+					}
+					if keys[prev.AccessKeyID] != wantPrev {
+						t.Fatalf("%s: previous key %s is %q, want %s", where, prev.AccessKeyID, keys[prev.AccessKeyID], wantPrev)
+					}
+					f.assertWorks(user, cur, where+": AWSCURRENT")
+					if tags := f.intentTags(user); len(tags) > 0 {
+						t.Fatalf("%s: intent tags left on the user: %v", where, tags)
+					}
+					t.Logf("%s: crash after call %d (%s) recovered", step, k, last)
+				}
+			}
 			if !sawCreateKey {
-				t.Fatal("no crash point was CreateAccessKey")
+				t.Fatal("no crash point of createSecret came right after CreateAccessKey")
 			}
-			break
-		}
-		if !errors.Is(err, testbed.ErrCrash) {
-			t.Fatalf("crash after %d IAM calls: unexpected error %v", k, err)
-		}
-		last := c.Ops[len(c.Ops)-1]
-		sawCreateKey = sawCreateKey || last == "CreateAccessKey"
-		if got := f.keys(user); got[k1] != "Active" {
-			t.Fatalf("crash after %s: current key %s is %q", last, k1, got[k1])
-		}
-		for _, step := range localrun.Steps {
-			if err := f.invoke(f.engine(), step, arn, token); err != nil {
-				t.Fatalf("crash after %s; rerun of %s: %v", last, step, err)
-			}
-		}
-		k2 := keyAt(t, f.em, arn, "AWSCURRENT").AccessKeyID
-		if got := f.keys(user); len(got) != 2 || got[k1] != "Active" || got[k2] != "Active" {
-			t.Fatalf("crash after %s (call %d): user keys %v, want exactly %s (previous) and %s (current)", last, k, got, k1, k2)
-		}
-		t.Logf("crash after IAM call %d (%s) recovered without a leaked key", k, last)
+		})
 	}
+}
+
+// engineWith makes an engine whose every AWS call (the engine's, IAM, STS)
+// goes through clients made from awsCfg.
+func (f *fixture) engineWith(awsCfg aws.Config) *rotation.Engine {
+	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	return rotation.New(secretsmanager.NewFromConfig(awsCfg), New(f.tc, awsCfg), rotation.Options{TargetType: "iamkey", Function: "test", Logger: log})
+}
+
+// versionAt returns the id of the version of arn that carries stage.
+func (f *fixture) versionAt(arn, stage string) string {
+	f.t.Helper()
+	st, err := f.em.Stages(context.Background(), arn)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	for id, labels := range st {
+		if slices.Contains(labels, stage) {
+			return id
+		}
+	}
+	f.t.Fatalf("%s has no %s version: %v", arn, stage, st)
+	return ""
+}
+
+// assertWorks checks that s holds an active key of user that signs
+// requests as the user.
+func (f *fixture) assertWorks(user string, s secret, what string) {
+	f.t.Helper()
+	if got := f.keys(user)[s.AccessKeyID]; got != "Active" {
+		f.t.Fatalf("%s: key %s is %q, not active", what, s.AccessKeyID, got)
+	}
+	u, err := f.iam.GetUser(context.Background(), &iam.GetUserInput{UserName: aws.String(user)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	if _, err := New(Config{TestTimeout: time.Second}, f.cfg).checkIdentity(context.Background(), s.AccessKeyID, s.SecretAccessKey, aws.ToString(u.User.Arn)); err != nil {
+		f.t.Fatalf("%s: key %s does not sign as %s: %v", what, s.AccessKeyID, user, err)
+	}
+}
+
+// intentTags returns the crash-recovery intent tags on user.
+func (f *fixture) intentTags(user string) []string {
+	f.t.Helper()
+	out, err := f.iam.ListUserTags(context.Background(), &iam.ListUserTagsInput{UserName: aws.String(user)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	var tags []string
+	for _, tag := range out.Tags {
+		if strings.HasPrefix(aws.ToString(tag.Key), intentTagPrefix) {
+			tags = append(tags, aws.ToString(tag.Key)+"="+aws.ToString(tag.Value))
+		}
+	}
+	return tags
 }
 
 // unchanged runs one createSecret that must fail naming want, and checks
@@ -337,7 +496,7 @@ func TestTwoForeignKeysRefused(t *testing.T) {
 	user := f.user()
 	a, _ := f.newKey(user)
 	b, _ := f.newKey(user)
-	arn := testbed.CreateSecret(t, f.em, `{"userName":"`+user+`"}`)
+	arn := f.secretFor(user, `{"userName":"`+user+`"}`)
 	f.refusedCreate(arn, user, a)
 	f.refusedCreate(arn, user, b)
 }

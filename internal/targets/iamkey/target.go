@@ -61,6 +61,9 @@ func (t *Target) Create(ctx context.Context, req *rotation.CreateRequest) (rotat
 		return rotation.CreateResponse{}, fmt.Errorf("current version: %w", err)
 	}
 	user := cur.UserName
+	if _, err := t.getUser(ctx, user, req.Secret); err != nil {
+		return rotation.CreateResponse{}, err
+	}
 	keys, err := t.listKeys(ctx, user)
 	if err != nil {
 		return rotation.CreateResponse{}, err
@@ -147,6 +150,9 @@ func (t *Target) Set(ctx context.Context, req *rotation.StepRequest) error {
 	if err != nil {
 		return err
 	}
+	if _, err := t.getUser(ctx, pend.UserName, req.Secret); err != nil {
+		return err
+	}
 	if err := t.checkActive(ctx, pend); err != nil {
 		return err
 	}
@@ -174,11 +180,11 @@ func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	if err := t.checkActive(ctx, pend); err != nil {
 		return err
 	}
-	u, err := t.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(pend.UserName)})
+	u, err := t.getUser(ctx, pend.UserName, req.Secret)
 	if err != nil {
-		return fmt.Errorf("get IAM user %s: %w", pend.UserName, err)
+		return err
 	}
-	want := aws.ToString(u.User.Arn)
+	want := aws.ToString(u.Arn)
 	attempts, err := t.checkIdentity(ctx, pend.AccessKeyID, pend.SecretAccessKey, want)
 	if err != nil {
 		return fmt.Errorf("pending access key %s of IAM user %s: %w", pend.AccessKeyID, pend.UserName, err)
@@ -260,12 +266,56 @@ func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
 	if old.AccessKeyID == "" || old.AccessKeyID == p.AccessKeyID || old.UserName != p.UserName {
 		return nil
 	}
+	if _, err := t.getUser(ctx, old.UserName, req.Secret); err != nil {
+		return err
+	}
 	if err := t.setStatus(ctx, old.UserName, old.AccessKeyID, iamtypes.StatusTypeInactive); err != nil {
 		return err
 	}
 	logger(req.Log).LogAttrs(ctx, slog.LevelInfo, "previous access key deactivated",
 		slog.String("user", old.UserName), slog.String("access_key_id", old.AccessKeyID))
 	return nil
+}
+
+// BindingTag is the user tag that says which secret may rotate the user's
+// keys: its value is that secret's ARN or name. Whoever administers IAM
+// sets it; the function cannot (its role may only write its intent tags).
+const BindingTag = "secrets-rotation:secret"
+
+// getUser reads the IAM user the secret names and refuses it unless the
+// function's configuration and IAM say this secret may manage it: its path
+// lies under IAM_USER_PATH, and its BindingTag names the secret. The
+// secret's writer chooses the user name; without the tag, the writer of one
+// secret could have the function make keys for another user under the path
+// and store them in a secret they can read.
+func (t *Target) getUser(ctx context.Context, name string, sec rotation.Secret) (*iamtypes.User, error) {
+	out, err := t.iam.GetUser(ctx, &iam.GetUserInput{UserName: aws.String(name)})
+	if err != nil {
+		var nse *iamtypes.NoSuchEntityException
+		if errors.As(err, &nse) {
+			return nil, fmt.Errorf("IAM user %s (field %q of the secret) does not exist: %w", name, fieldUser, err)
+		}
+		return nil, fmt.Errorf("get IAM user %s: %w", name, err)
+	}
+	if path := aws.ToString(out.User.Path); !strings.HasPrefix(path, t.cfg.UserPath) {
+		return nil, fmt.Errorf("field %q of the secret names IAM user %s, whose path %s is not under IAM_USER_PATH %s: this function may not manage its keys; nothing was changed",
+			fieldUser, name, path, t.cfg.UserPath)
+	}
+	var bound string
+	for _, tag := range out.User.Tags {
+		if aws.ToString(tag.Key) == BindingTag {
+			bound = aws.ToString(tag.Value)
+		}
+	}
+	if bound == "" || (bound != sec.ARN && bound != sec.Name) {
+		got := "has no tag " + BindingTag
+		if bound != "" {
+			got = "has " + BindingTag + "=" + bound
+		}
+		return nil, fmt.Errorf("field %q of the secret names IAM user %s, which %s: the user must carry the tag %s with this secret's ARN or name (%s) for the function to manage its keys; nothing was changed",
+			fieldUser, name, got, BindingTag, sec.Name)
+	}
+	return out.User, nil
 }
 
 // pendingForCurrentUser reads the pending version and checks that it names

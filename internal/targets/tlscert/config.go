@@ -2,8 +2,9 @@
 // rotation makes a new private key and a certificate signing request, has it
 // signed by the configured issuer — a CA whose certificate and key are held
 // in another secret, or an ACM Private CA — and stores certificate, key and
-// chain as the pending version. Optionally setSecret re-imports the new
-// certificate into ACM under the same certificate ARN.
+// chain as the pending version. Optionally finishSecret re-imports the new
+// certificate into ACM under the same certificate ARN, once it has passed
+// testSecret and is AWSCURRENT.
 //
 // The private key is generated inside createSecret and leaves the function
 // only as part of the pending version that createSecret stores. A
@@ -25,15 +26,29 @@
 //	MIN_VALIDITY_DAYS          VALIDITY/2   testSecret requires at least this much validity left
 //	ROTATION_INTERVAL_DAYS     30           the rotation schedule; a warning is logged when the
 //	                                        current certificate expires before the next rotation
-//	COMMON_NAME                (secret's)   pins the common name; otherwise the secret's commonName
-//	SUBJECT_ALTERNATIVE_NAMES  (secret's)   comma-separated DNS names; pins the SANs likewise
-//	ACM_CERTIFICATE_ARN        (none)       re-import each new certificate into this ACM certificate
+//	ALLOWED_DNS_SUFFIXES       (none)       comma-separated DNS suffixes: a name equal to one or under
+//	                                        it (at a label boundary) may be signed
+//	ALLOWED_NAMES              (none)       comma-separated exact DNS names that may be signed
+//	ALLOW_WILDCARDS            false        let a name of the form *.parent be signed when parent is
+//	                                        allowed by a suffix, or the wildcard is in ALLOWED_NAMES
+//	COMMON_NAME                (none)       pins the common name of every certificate; a secret whose
+//	                                        commonName differs is refused
+//	SUBJECT_ALTERNATIVE_NAMES  (none)       with COMMON_NAME: comma-separated DNS names that pin the
+//	                                        SANs; a secret that lists other SANs is refused
+//	ACM_CERTIFICATE_ARN        (none)       re-import each new certificate into this ACM certificate,
+//	                                        in finishSecret, once it is AWSCURRENT
+//
+// The names a certificate carries come from the secret, which whoever may
+// write the secret controls; the names the CA may sign come from this
+// configuration only. With none of ALLOWED_DNS_SUFFIXES, ALLOWED_NAMES and
+// COMMON_NAME set the function signs nothing: the configuration is refused.
 package tlscert
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -58,11 +73,21 @@ type Config struct {
 	Validity         time.Duration
 	MinValidity      time.Duration
 	RotationInterval time.Duration
-	// CommonName and SANs, when set, pin the names of every certificate;
-	// otherwise they come from the secret.
+	// AllowedSuffixes and AllowedNames are the names the CA may sign: a
+	// name equal to or under a suffix, or one of the exact names. Every
+	// name a secret asks for must be among them.
+	AllowedSuffixes []string
+	AllowedNames    []string
+	// AllowWildcards lets a wildcard name (*.parent) be signed when it is
+	// allowed as above; without it every wildcard is refused.
+	AllowWildcards bool
+	// CommonName, when set, pins the common name of every certificate,
+	// and SANs its other names: a secret that asks for different names is
+	// refused, never silently overridden. Pinned names are allowed names.
 	CommonName string
 	SANs       []string
-	// ACMCertificateArn, when set, receives each new certificate.
+	// ACMCertificateArn, when set, receives each new certificate once it
+	// is AWSCURRENT.
 	ACMCertificateArn string
 }
 
@@ -117,21 +142,90 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 	if c.RotationInterval, err = days("ROTATION_INTERVAL_DAYS", 30, 1, 1000); err != nil {
 		return Config{}, err
 	}
-	if c.CommonName != "" {
-		if err := checkDNSName(c.CommonName); err != nil {
-			return Config{}, fmt.Errorf("COMMON_NAME: %w", err)
-		}
-	}
-	if s := env("SUBJECT_ALTERNATIVE_NAMES"); s != "" {
-		for _, n := range strings.Split(s, ",") {
-			n = strings.ToLower(strings.TrimSpace(n))
-			if err := checkDNSName(n); err != nil {
-				return Config{}, fmt.Errorf("SUBJECT_ALTERNATIVE_NAMES: %w", err)
-			}
-			c.SANs = append(c.SANs, n)
-		}
+	if err := c.namesFromEnv(env); err != nil {
+		return Config{}, err
 	}
 	return c, nil
+}
+
+// namesFromEnv reads the names the CA may sign. It refuses a configuration
+// that allows no name at all: a function that holds a CA must not sign
+// whatever a secret's writer asks for.
+func (c *Config) namesFromEnv(env func(string) string) error {
+	if s := env("ALLOW_WILDCARDS"); s != "" {
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("ALLOW_WILDCARDS=%q is not a boolean (use true or false)", s)
+		}
+		c.AllowWildcards = b
+	}
+	var err error
+	if c.AllowedSuffixes, err = dnsList("ALLOWED_DNS_SUFFIXES", env("ALLOWED_DNS_SUFFIXES")); err != nil {
+		return err
+	}
+	for _, s := range c.AllowedSuffixes {
+		if isWildcard(s) {
+			return fmt.Errorf("ALLOWED_DNS_SUFFIXES: %q is a wildcard; a suffix already allows every name under it (ALLOW_WILDCARDS lets wildcard names be signed)", s)
+		}
+	}
+	if c.AllowedNames, err = dnsList("ALLOWED_NAMES", env("ALLOWED_NAMES")); err != nil {
+		return err
+	}
+	if c.SANs, err = dnsList("SUBJECT_ALTERNATIVE_NAMES", env("SUBJECT_ALTERNATIVE_NAMES")); err != nil {
+		return err
+	}
+	if c.CommonName != "" {
+		if err := checkDNSName(c.CommonName); err != nil {
+			return fmt.Errorf("COMMON_NAME: %w", err)
+		}
+	} else if len(c.SANs) > 0 {
+		return errors.New("SUBJECT_ALTERNATIVE_NAMES is set without COMMON_NAME: pinned names need their common name")
+	}
+	for _, v := range []struct {
+		variable string
+		names    []string
+	}{{"ALLOWED_NAMES", c.AllowedNames}, {"COMMON_NAME or SUBJECT_ALTERNATIVE_NAMES", c.pinned()}} {
+		for _, n := range v.names {
+			if isWildcard(n) && !c.AllowWildcards {
+				return fmt.Errorf("%s: %q is a wildcard name and ALLOW_WILDCARDS is not true", v.variable, n)
+			}
+		}
+	}
+	switch {
+	case len(c.AllowedSuffixes)+len(c.AllowedNames) > 0:
+		// Pinned names outside the allow-list would contradict it.
+		for _, n := range c.pinned() {
+			if !c.listed(n) {
+				return fmt.Errorf("COMMON_NAME or SUBJECT_ALTERNATIVE_NAMES pins %q, which is neither under ALLOWED_DNS_SUFFIXES nor in ALLOWED_NAMES", n)
+			}
+		}
+	case c.CommonName == "":
+		return errors.New("no name may be signed: set ALLOWED_DNS_SUFFIXES, ALLOWED_NAMES or COMMON_NAME (the names the CA signs come from the function's configuration, never from the secret alone)")
+	}
+	return nil
+}
+
+// dnsList reads a comma-separated list of DNS names, lower-cased and without
+// duplicates. For a list of suffixes a leading dot is dropped, so that
+// ".example.com", as many allow-lists write a suffix, means example.com.
+func dnsList(variable, value string) ([]string, error) {
+	var out []string
+	for _, n := range strings.Split(value, ",") {
+		n = strings.ToLower(strings.TrimSpace(n))
+		if variable == "ALLOWED_DNS_SUFFIXES" {
+			n = strings.TrimPrefix(n, ".")
+		}
+		if n == "" {
+			continue
+		}
+		if err := checkDNSName(n); err != nil {
+			return nil, fmt.Errorf("%s: %w", variable, err)
+		}
+		if !slices.Contains(out, n) {
+			out = append(out, n)
+		}
+	}
+	return out, nil
 }
 
 // Describe returns the configuration as log attributes; none of it is secret.
@@ -153,6 +247,13 @@ func (c Config) Describe() []slog.Attr {
 	if len(c.SANs) > 0 {
 		attrs = append(attrs, slog.String("subject_alternative_names", strings.Join(c.SANs, ",")))
 	}
+	if len(c.AllowedSuffixes) > 0 {
+		attrs = append(attrs, slog.String("allowed_dns_suffixes", strings.Join(c.AllowedSuffixes, ",")))
+	}
+	if len(c.AllowedNames) > 0 {
+		attrs = append(attrs, slog.String("allowed_names", strings.Join(c.AllowedNames, ",")))
+	}
+	attrs = append(attrs, slog.Bool("allow_wildcards", c.AllowWildcards))
 	if c.ACMCertificateArn != "" {
 		attrs = append(attrs, slog.String("acm_certificate_arn", c.ACMCertificateArn))
 	}

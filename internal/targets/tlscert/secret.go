@@ -4,8 +4,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 )
 
 // certSecret is one version of the secret. Certificate, chain and key are
@@ -69,37 +67,4 @@ func (s certSecret) encode() (string, error) {
 		return "", errors.New("encode secret")
 	}
 	return string(b), nil
-}
-
-// names returns the common name and the DNS names a certificate must carry:
-// the configured ones when set, else the secret's. The common name is always
-// among the DNS names, since clients match names against the SANs only.
-func names(cfg Config, cur certSecret) (cn string, dns []string, err error) {
-	cn = cfg.CommonName
-	if cn == "" {
-		cn = strings.ToLower(strings.TrimSpace(cur.CommonName))
-		if cn == "" {
-			return "", nil, errors.New("no common name: set COMMON_NAME or the secret's commonName")
-		}
-		if err := checkDNSName(cn); err != nil {
-			return "", nil, fmt.Errorf("commonName of the secret: %w", err)
-		}
-	}
-	sans := cfg.SANs
-	if len(sans) == 0 {
-		for _, n := range cur.SANs {
-			n = strings.ToLower(strings.TrimSpace(n))
-			if err := checkDNSName(n); err != nil {
-				return "", nil, fmt.Errorf("subjectAlternativeNames of the secret: %w", err)
-			}
-			sans = append(sans, n)
-		}
-	}
-	dns = []string{cn}
-	for _, n := range sans {
-		if !slices.Contains(dns, n) {
-			dns = append(dns, n)
-		}
-	}
-	return cn, dns, nil
 }

@@ -23,7 +23,10 @@ type Target struct {
 	now    func() time.Time
 }
 
-var _ rotation.Target = (*Target)(nil)
+var (
+	_ rotation.Target   = (*Target)(nil)
+	_ rotation.Finisher = (*Target)(nil)
+)
 
 // New returns a Target for cfg, calling AWS with awsCfg.
 func New(cfg Config, awsCfg aws.Config) *Target {
@@ -108,15 +111,59 @@ func (t *Target) Create(ctx context.Context, req *rotation.CreateRequest) (rotat
 	return rotation.CreateResponse{Value: value}, nil
 }
 
-// Set verifies the pending certificate and, when ACM_CERTIFICATE_ARN is
-// set, re-imports it into ACM under the same ARN. Importing the same
-// certificate again changes nothing, so a rerun is harmless.
+// Set verifies the pending certificate. Nothing outside Secrets Manager
+// changes before the certificate has passed testSecret: the ACM re-import,
+// if any, happens in Finish.
 func (t *Target) Set(ctx context.Context, req *rotation.StepRequest) error {
+	_, _, err := t.verifyPending(ctx, req)
+	return err
+}
+
+// Test verifies the pending certificate against the issuer's root and the
+// configured names. When ACM_CERTIFICATE_ARN is set it also reads that
+// certificate, so that a wrong ARN or a missing permission fails here,
+// before AWSCURRENT moves, rather than in Finish.
+func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	pend, _, err := t.verifyPending(ctx, req)
 	if err != nil {
 		return err
 	}
+	if t.acm != nil {
+		if _, err := t.acmLeaf(ctx); err != nil {
+			return err
+		}
+	}
+	logger(req.Log).LogAttrs(ctx, slog.LevelInfo, "pending certificate verified",
+		slog.String("serial", pend.SerialNumber), slog.String("not_after", pend.NotAfter))
+	return nil
+}
+
+// Finish re-imports the new certificate into ACM under ACM_CERTIFICATE_ARN,
+// now that it has passed testSecret and is AWSCURRENT. Importing only
+// after the test means ACM never serves a certificate that failed it or
+// that a failed rotation left behind.
+//
+// Finish runs again when finishSecret is retried (after a failed import, or
+// a crash), also once the token is already AWSCURRENT, so it is idempotent:
+// when ACM already serves the certificate it changes nothing. Until it
+// succeeds ACM keeps serving the previous certificate, which is still valid
+// (it is AWSPREVIOUS), so a failed import breaks no client.
+func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
 	if t.acm == nil {
+		return nil
+	}
+	log := logger(req.Log)
+	pend, leaf, err := t.verifyPending(ctx, req)
+	if err != nil {
+		return err
+	}
+	served, err := t.acmLeaf(ctx)
+	if err != nil {
+		return err
+	}
+	if served != nil && served.Equal(leaf) {
+		log.LogAttrs(ctx, slog.LevelInfo, "ACM already serves the new certificate",
+			slog.String("acm_certificate_arn", t.cfg.ACMCertificateArn), slog.String("serial", pend.SerialNumber))
 		return nil
 	}
 	_, err = t.acm.ImportCertificate(ctx, &acm.ImportCertificateInput{
@@ -126,40 +173,39 @@ func (t *Target) Set(ctx context.Context, req *rotation.StepRequest) error {
 		CertificateChain: []byte(pend.CertificateChain),
 	})
 	if err != nil {
-		return fmt.Errorf("re-import certificate %s into ACM %s: %w", pend.SerialNumber, t.cfg.ACMCertificateArn, err)
+		return fmt.Errorf("re-import certificate %s into ACM %s (ACM still serves the previous one): %w", pend.SerialNumber, t.cfg.ACMCertificateArn, err)
 	}
-	logger(req.Log).LogAttrs(ctx, slog.LevelInfo, "certificate imported into ACM",
+	served, err = t.acmLeaf(ctx)
+	if err != nil {
+		return err
+	}
+	if served == nil || !served.Equal(leaf) {
+		got := "none"
+		if served != nil {
+			got = serial(served)
+		}
+		return fmt.Errorf("ACM certificate %s holds serial %s after the import, not the new certificate %s", t.cfg.ACMCertificateArn, got, pend.SerialNumber)
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "certificate imported into ACM",
 		slog.String("acm_certificate_arn", t.cfg.ACMCertificateArn), slog.String("serial", pend.SerialNumber))
 	return nil
 }
 
-// Test verifies the pending certificate against the issuer's root, and that
-// ACM serves it when ACM_CERTIFICATE_ARN is set.
-func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
-	pend, leaf, err := t.verifyPending(ctx, req)
+// acmLeaf returns the certificate ACM serves under ACM_CERTIFICATE_ARN, nil
+// if it holds none.
+func (t *Target) acmLeaf(ctx context.Context) (*x509.Certificate, error) {
+	out, err := t.acm.GetCertificate(ctx, &acm.GetCertificateInput{CertificateArn: aws.String(t.cfg.ACMCertificateArn)})
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("read ACM certificate %s: %w", t.cfg.ACMCertificateArn, err)
 	}
-	if t.acm != nil {
-		out, err := t.acm.GetCertificate(ctx, &acm.GetCertificateInput{CertificateArn: aws.String(t.cfg.ACMCertificateArn)})
-		if err != nil {
-			return fmt.Errorf("read ACM certificate %s: %w", t.cfg.ACMCertificateArn, err)
-		}
-		certs, err := parseCerts("ACM certificate "+t.cfg.ACMCertificateArn, aws.ToString(out.Certificate))
-		if err != nil {
-			return err
-		}
-		if len(certs) != 1 || !certs[0].Equal(leaf) {
-			got := "none"
-			if len(certs) > 0 {
-				got = serial(certs[0])
-			}
-			return fmt.Errorf("ACM certificate %s holds serial %s, not the pending certificate %s", t.cfg.ACMCertificateArn, got, pend.SerialNumber)
-		}
+	certs, err := parseCerts("ACM certificate "+t.cfg.ACMCertificateArn, aws.ToString(out.Certificate))
+	if err != nil {
+		return nil, err
 	}
-	logger(req.Log).LogAttrs(ctx, slog.LevelInfo, "pending certificate verified",
-		slog.String("serial", pend.SerialNumber), slog.String("not_after", pend.NotAfter))
-	return nil
+	if len(certs) == 0 {
+		return nil, nil
+	}
+	return certs[0], nil
 }
 
 func (t *Target) verifyPending(ctx context.Context, req *rotation.StepRequest) (certSecret, *x509.Certificate, error) {

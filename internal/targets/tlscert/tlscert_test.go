@@ -96,12 +96,30 @@ func (c *testCA) secretValue(t testing.TB, chain ...*testCA) string {
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
 func TestConfigDefaults(t *testing.T) {
-	c, err := ConfigFromEnv(env(map[string]string{"CA_SECRET_ID": "ca"}))
+	c, err := ConfigFromEnv(env(map[string]string{"CA_SECRET_ID": "ca", "ALLOWED_DNS_SUFFIXES": "example.com"}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.KeyAlgorithm != KeyECDSAP256 || c.Validity != 90*day || c.MinValidity != 45*day || c.RotationInterval != 30*day {
+	if c.KeyAlgorithm != KeyECDSAP256 || c.Validity != 90*day || c.MinValidity != 45*day || c.RotationInterval != 30*day || c.AllowWildcards {
 		t.Errorf("defaults: %+v", c)
+	}
+}
+
+func TestConfigNames(t *testing.T) {
+	c, err := ConfigFromEnv(env(map[string]string{"CA_SECRET_ID": "ca",
+		"ALLOWED_DNS_SUFFIXES": " .Svc.Example.com, example.org,svc.example.com", "ALLOWED_NAMES": "a.example.net, *.b.example.net",
+		"ALLOW_WILDCARDS": "true", "COMMON_NAME": "api.example.org", "SUBJECT_ALTERNATIVE_NAMES": "a.example.net,api.example.org"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(c.AllowedSuffixes, []string{"svc.example.com", "example.org"}) || !slices.Equal(c.AllowedNames, []string{"a.example.net", "*.b.example.net"}) ||
+		!c.AllowWildcards || c.CommonName != "api.example.org" || !slices.Equal(c.pinned(), []string{"api.example.org", "a.example.net"}) {
+		t.Errorf("parsed %+v", c)
+	}
+	// COMMON_NAME alone allows exactly that one name.
+	c, err = ConfigFromEnv(env(map[string]string{"CA_SECRET_ID": "ca", "COMMON_NAME": "api.example.org"}))
+	if err != nil || !slices.Equal(c.pinned(), []string{"api.example.org"}) {
+		t.Errorf("COMMON_NAME alone: %+v, %v", c, err)
 	}
 }
 
@@ -118,6 +136,15 @@ func TestConfigErrors(t *testing.T) {
 		{map[string]string{"CA_SECRET_ID": "a", "COMMON_NAME": "bad_name"}, "COMMON_NAME"},
 		{map[string]string{"CA_SECRET_ID": "a", "SUBJECT_ALTERNATIVE_NAMES": "ok.example.com,-bad.example.com"}, "-bad.example.com"},
 		{map[string]string{"CA_SECRET_ID": "a", "ACM_PCA_SIGNING_ALGORITHM": "SHA256WITHRSA"}, "without ACM_PCA_ARN"},
+		{map[string]string{"CA_SECRET_ID": "a", "ALLOWED_DNS_SUFFIXES": "example.com,bad_suffix"}, "ALLOWED_DNS_SUFFIXES"},
+		{map[string]string{"CA_SECRET_ID": "a", "ALLOWED_DNS_SUFFIXES": "*.example.com", "ALLOW_WILDCARDS": "true"}, "ALLOWED_DNS_SUFFIXES"},
+		{map[string]string{"CA_SECRET_ID": "a", "ALLOWED_NAMES": "a.example.com,a..example.com"}, "ALLOWED_NAMES"},
+		{map[string]string{"CA_SECRET_ID": "a", "ALLOWED_NAMES": "*.example.com"}, "ALLOW_WILDCARDS"},
+		{map[string]string{"CA_SECRET_ID": "a", "ALLOWED_NAMES": "a.example.com", "ALLOW_WILDCARDS": "sometimes"}, "ALLOW_WILDCARDS"},
+		{map[string]string{"CA_SECRET_ID": "a", "COMMON_NAME": "*.example.com"}, "ALLOW_WILDCARDS"},
+		{map[string]string{"CA_SECRET_ID": "a", "SUBJECT_ALTERNATIVE_NAMES": "a.example.com"}, "without COMMON_NAME"},
+		{map[string]string{"CA_SECRET_ID": "a", "ALLOWED_DNS_SUFFIXES": "example.com", "COMMON_NAME": "api.example.org"}, `pins "api.example.org"`},
+		{map[string]string{"CA_SECRET_ID": "a", "ALLOWED_NAMES": "api.example.com", "COMMON_NAME": "api.example.com", "SUBJECT_ALTERNATIVE_NAMES": "x.example.com"}, `pins "x.example.com"`},
 	} {
 		_, err := ConfigFromEnv(env(c.env))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -209,6 +236,8 @@ type fixture struct {
 	logs *testbed.LogBuffer
 	root *testCA
 	ca   *testCA // the intermediate that signs
+	// caARN is the secret that holds ca.
+	caARN string
 }
 
 // newFixture stores a two-level CA (root, intermediate) in a CA secret.
@@ -217,20 +246,39 @@ func newFixture(t *testing.T) *fixture {
 	f := &fixture{t: t, em: localrun.NewEmulator(awsCfg), aws: awsCfg, logs: &testbed.LogBuffer{}}
 	f.root = newCA(t, "Test Root", nil, caOpts{})
 	f.ca = newCA(t, "Test Intermediate", f.root, caOpts{notAfter: time.Now().Add(2 * 365 * day)})
-	caARN := testbed.CreateSecret(t, f.em, f.ca.secretValue(t, f.root))
-	f.cfg = Config{CASecretID: caARN, KeyAlgorithm: KeyECDSAP256, Validity: 90 * day, MinValidity: 30 * day, RotationInterval: 30 * day}
+	f.caARN = testbed.CreateSecret(t, f.em, f.ca.secretValue(t, f.root))
+	f.setEnv(nil)
 	return f
 }
 
-func (f *fixture) engine() *rotation.Engine {
-	return f.engineSM(secretsmanager.NewFromConfig(f.aws))
+// setEnv configures the target the way the function is configured: from
+// environment variables, on top of the fixture's CA, a 90-day validity and
+// names under example.com.
+func (f *fixture) setEnv(vars map[string]string) {
+	f.t.Helper()
+	m := map[string]string{"CA_SECRET_ID": f.cfg.CASecretID, "VALIDITY_DAYS": "90", "MIN_VALIDITY_DAYS": "30", "ALLOWED_DNS_SUFFIXES": "example.com"}
+	if m["CA_SECRET_ID"] == "" {
+		m["CA_SECRET_ID"] = f.caARN
+	}
+	for k, v := range vars {
+		m[k] = v
+	}
+	cfg, err := ConfigFromEnv(env(m))
+	if err != nil {
+		f.t.Fatalf("configuration %v: %v", vars, err)
+	}
+	f.cfg = cfg
 }
 
-// engineSM makes an engine whose own Secrets Manager calls go through sm;
-// the target's clients (the CA secret, ACM) stay on f.aws.
-func (f *fixture) engineSM(sm *secretsmanager.Client) *rotation.Engine {
+func (f *fixture) engine() *rotation.Engine {
+	return f.engineWith(f.aws)
+}
+
+// engineWith makes an engine whose every AWS call (the engine's, the CA
+// secret, ACM) goes through clients made from awsCfg.
+func (f *fixture) engineWith(awsCfg aws.Config) *rotation.Engine {
 	log := slog.New(slog.NewJSONHandler(f.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	return rotation.New(sm, New(f.cfg, f.aws), rotation.Options{TargetType: "tlscert", Function: "test", Logger: log})
+	return rotation.New(secretsmanager.NewFromConfig(awsCfg), New(f.cfg, awsCfg), rotation.Options{TargetType: "tlscert", Function: "test", Logger: log})
 }
 
 func (f *fixture) rotate(arn string) string {
@@ -300,15 +348,86 @@ func TestRotateWithSecretCA(t *testing.T) {
 	}
 }
 
+// TestNamesFromConfiguration: with COMMON_NAME and SUBJECT_ALTERNATIVE_NAMES
+// the certificate carries exactly the pinned names, whether the secret
+// leaves its names out or repeats them (in any order, the common name among
+// the SANs or not).
 func TestNamesFromConfiguration(t *testing.T) {
 	f := newFixture(t)
-	f.cfg.CommonName = "api.example.com"
-	f.cfg.SANs = []string{"api2.example.com"}
-	arn := testbed.CreateSecret(t, f.em, firstValue)
-	f.rotate(arn)
-	leaf, _ := parseCerts("", f.at(arn, "AWSCURRENT").Certificate)
-	if leaf[0].Subject.CommonName != "api.example.com" || !slices.Equal(leaf[0].DNSNames, []string{"api.example.com", "api2.example.com"}) {
-		t.Errorf("names %s %v", leaf[0].Subject.CommonName, leaf[0].DNSNames)
+	f.setEnv(map[string]string{"ALLOWED_DNS_SUFFIXES": "", "COMMON_NAME": "api.example.com", "SUBJECT_ALTERNATIVE_NAMES": "api2.example.com"})
+	for _, value := range []string{
+		`{"owner":"team-a"}`,
+		`{"commonName":"API.example.com"}`,
+		`{"commonName":"api.example.com","subjectAlternativeNames":["api2.example.com","api.example.com"]}`,
+		`{"subjectAlternativeNames":["api2.example.com"]}`,
+	} {
+		arn := testbed.CreateSecret(t, f.em, value)
+		f.rotate(arn)
+		cur := f.at(arn, "AWSCURRENT")
+		leaf, _ := parseCerts("", cur.Certificate)
+		if leaf[0].Subject.CommonName != "api.example.com" || !slices.Equal(leaf[0].DNSNames, []string{"api.example.com", "api2.example.com"}) {
+			t.Errorf("%s: names %s %v", value, leaf[0].Subject.CommonName, leaf[0].DNSNames)
+		}
+		if cur.CommonName != "api.example.com" || !slices.Equal(cur.SANs, []string{"api2.example.com"}) {
+			t.Errorf("%s: the secret records names %q %v", value, cur.CommonName, cur.SANs)
+		}
+		f.rotate(arn) // the names it recorded pass the next rotation
+	}
+}
+
+// TestNamesPolicy is the unit test of the names decision.
+func TestNamesPolicy(t *testing.T) {
+	cfgFor := func(m map[string]string) Config {
+		m["CA_SECRET_ID"] = "ca"
+		c, err := ConfigFromEnv(env(m))
+		if err != nil {
+			t.Fatalf("%v: %v", m, err)
+		}
+		return c
+	}
+	suffix := cfgFor(map[string]string{"ALLOWED_DNS_SUFFIXES": "svc.example.com"})
+	exact := cfgFor(map[string]string{"ALLOWED_NAMES": "a.example.net,b.example.net"})
+	wild := cfgFor(map[string]string{"ALLOWED_DNS_SUFFIXES": "svc.example.com", "ALLOWED_NAMES": "*.x.example.net", "ALLOW_WILDCARDS": "true"})
+	pinned := cfgFor(map[string]string{"COMMON_NAME": "api.example.org", "SUBJECT_ALTERNATIVE_NAMES": "api2.example.org"})
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		cn   string
+		sans []string
+		want string // error substring; "" means allowed
+		dns  []string
+	}{
+		{"suffix itself", suffix, "svc.example.com", nil, "", []string{"svc.example.com"}},
+		{"under suffix", suffix, "a.b.svc.example.com", []string{"c.svc.example.com"}, "", []string{"a.b.svc.example.com", "c.svc.example.com"}},
+		{"upper case", suffix, "A.Svc.Example.COM", nil, "", []string{"a.svc.example.com"}},
+		{"not at a label boundary", suffix, "evilsvc.example.com", nil, `"evilsvc.example.com"`, nil},
+		{"suffix inside", suffix, "svc.example.com.evil.net", nil, `"svc.example.com.evil.net"`, nil},
+		{"trailing dot", suffix, "a.svc.example.com.", nil, "not a valid DNS name", nil},
+		{"parent of suffix", suffix, "example.com", nil, `"example.com"`, nil},
+		{"SAN outside", suffix, "a.svc.example.com", []string{"login.microsoftonline.com"}, `"subjectAlternativeNames" of the secret asks for "login.microsoftonline.com"`, nil},
+		{"wildcard refused", suffix, "*.svc.example.com", nil, "ALLOW_WILDCARDS", nil},
+		{"wildcard allowed under suffix", wild, "*.svc.example.com", []string{"*.a.svc.example.com"}, "", []string{"*.svc.example.com", "*.a.svc.example.com"}},
+		{"wildcard above suffix", wild, "*.example.com", nil, `"*.example.com"`, nil},
+		{"exact wildcard", wild, "*.x.example.net", nil, "", []string{"*.x.example.net"}},
+		{"exact wildcard does not allow the name", wild, "y.x.example.net", nil, `"y.x.example.net"`, nil},
+		{"exact", exact, "a.example.net", []string{"b.example.net", "a.example.net"}, "", []string{"a.example.net", "b.example.net"}},
+		{"exact is not a suffix", exact, "z.a.example.net", nil, `"z.a.example.net"`, nil},
+		{"no common name", exact, "", []string{"a.example.net"}, "no common name", nil},
+		{"pinned from nothing", pinned, "", nil, "", []string{"api.example.org", "api2.example.org"}},
+		{"pinned repeated", pinned, "api.example.org", []string{"api2.example.org"}, "", []string{"api.example.org", "api2.example.org"}},
+		{"pinned other common name", pinned, "evil.example.org", nil, `"commonName" of the secret asks for "evil.example.org"`, nil},
+		{"pinned extra SAN", pinned, "api.example.org", []string{"api2.example.org", "login.microsoftonline.com"}, `asks for "login.microsoftonline.com"`, nil},
+		{"pinned SAN missing", pinned, "", []string{"api.example.org"}, `lacks "api2.example.org"`, nil},
+	} {
+		cn, dns, err := names(c.cfg, certSecret{CommonName: c.cn, SANs: c.sans})
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("%s: %v", c.name, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
+		case c.want == "" && (cn != c.dns[0] || !slices.Equal(dns, c.dns)):
+			t.Errorf("%s: names %q %v, want %v", c.name, cn, dns, c.dns)
+		}
 	}
 }
 
@@ -337,37 +456,108 @@ func TestEachStepTwice(t *testing.T) {
 	f.assertGood(f.at(arn, "AWSCURRENT"), f.root.cert)
 }
 
-// TestCrashDuringCreate kills createSecret after each of the engine's
-// Secrets Manager calls — before the certificate is issued and after, up to
-// and including PutSecretValue — and reruns it: the rotation then ends with a
-// good certificate, and the old one stays current until finishSecret.
-func TestCrashDuringCreate(t *testing.T) {
-	f := newFixture(t)
-	for k := 1; ; k++ {
-		arn := testbed.CreateSecret(t, f.em, firstValue)
-		f.rotate(arn)
-		old := f.at(arn, "AWSCURRENT")
-		token := localrun.NewToken()
-		if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
-			t.Fatal(err)
+// TestCrashAtEveryCall kills each step after each of its AWS calls (the
+// engine's Secrets Manager calls, the CA secret, ACM: they count together),
+// reruns the step and the rest of the rotation in a fresh engine, and checks
+// that the rotation converges: AWSCURRENT holds a good new certificate,
+// AWSPREVIOUS the old one, and ACM (when configured) serves AWSCURRENT's.
+// Right after each crash AWSCURRENT holds a good certificate, and ACM
+// serves the old certificate or AWSCURRENT's, nothing else.
+func TestCrashAtEveryCall(t *testing.T) {
+	for _, withACM := range []bool{false, true} {
+		name := "secret CA"
+		if withACM {
+			name = "secret CA and ACM re-import"
 		}
-		err := f.invoke(f.engineSM(secretsmanager.NewFromConfig((&testbed.Crasher{K: k}).Config(f.aws))), rotation.StepCreate, arn, token)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, testbed.ErrCrash) {
-			t.Fatalf("crash after %d calls: %v", k, err)
-		}
-		if f.at(arn, "AWSCURRENT").SerialNumber != old.SerialNumber {
-			t.Fatalf("crash after %d calls changed AWSCURRENT", k)
-		}
-		for _, step := range localrun.Steps {
-			if err := f.invoke(f.engine(), step, arn, token); err != nil {
-				t.Fatalf("crash after %d calls; rerun of %s: %v", k, step, err)
+		t.Run(name, func(t *testing.T) {
+			f := newFixture(t)
+			ctx := context.Background()
+			// One secret for every crash point: each rotation starts from
+			// where the one before converged.
+			arn := testbed.CreateSecret(t, f.em, firstValue)
+			f.rotate(arn)
+			if withACM {
+				f.cfg.ACMCertificateArn = f.acmCert(arn)
 			}
-		}
-		f.assertGood(f.at(arn, "AWSCURRENT"), f.root.cert)
-		t.Logf("crash after Secrets Manager call %d recovered", k)
+			for si, step := range localrun.Steps {
+				for k := 0; ; k++ {
+					old := f.at(arn, "AWSCURRENT")
+					before, _ := f.em.Stages(ctx, arn)
+					var oldID string
+					for id, st := range before {
+						if slices.Contains(st, "AWSCURRENT") {
+							oldID = id
+						}
+					}
+					token := localrun.NewToken()
+					if _, err := f.em.OpenRotation(ctx, arn, token); err != nil {
+						t.Fatal(err)
+					}
+					eng := f.engine()
+					for _, prior := range localrun.Steps[:si] {
+						if err := f.invoke(eng, prior, arn, token); err != nil {
+							t.Fatalf("%s: %v", prior, err)
+						}
+					}
+					c := &testbed.Crasher{K: k}
+					crashing := c.Config(f.aws)
+					err := f.invoke(f.engineWith(crashing), step, arn, token)
+					if err == nil {
+						if k == 0 {
+							t.Fatalf("%s made no AWS call", step)
+						}
+						// Every crash point of the step is done: finish
+						// this rotation for the next step's crash points.
+						for _, rest := range localrun.Steps[si+1:] {
+							if err := f.invoke(f.engine(), rest, arn, token); err != nil {
+								t.Fatal(err)
+							}
+						}
+						if err := f.em.CloseRotation(ctx, arn, token); err != nil {
+							t.Fatal(err)
+						}
+						break
+					}
+					if !errors.Is(err, testbed.ErrCrash) {
+						t.Fatalf("%s crashed after %d calls: unexpected error %v", step, k, err)
+					}
+					last := "nothing"
+					if len(c.Ops) > 0 {
+						last = c.Ops[len(c.Ops)-1]
+					}
+					cur := f.at(arn, "AWSCURRENT")
+					f.assertGood(cur, f.root.cert)
+					if withACM {
+						if got := f.acmServes(f.cfg.ACMCertificateArn); got != old.SerialNumber && got != cur.SerialNumber {
+							t.Fatalf("%s crashed after %s: ACM serves %s, neither the old %s nor AWSCURRENT's %s", step, last, got, old.SerialNumber, cur.SerialNumber)
+						}
+					}
+					for _, rest := range localrun.Steps[si:] {
+						if err := f.invoke(f.engine(), rest, arn, token); err != nil {
+							t.Fatalf("%s crashed after %s (call %d); rerun of %s: %v", step, last, k, rest, err)
+						}
+					}
+					if err := f.em.CloseRotation(ctx, arn, token); err != nil {
+						t.Fatal(err)
+					}
+					st, _ := f.em.Stages(ctx, arn)
+					if !slices.Contains(st[token], "AWSCURRENT") || !slices.Contains(st[oldID], "AWSPREVIOUS") {
+						t.Fatalf("%s crashed after %s: stages %v", step, last, st)
+					}
+					now := f.at(arn, "AWSCURRENT")
+					f.assertGood(now, f.root.cert)
+					if now.SerialNumber == old.SerialNumber || f.at(arn, "AWSPREVIOUS").SerialNumber != old.SerialNumber {
+						t.Fatalf("%s crashed after %s: current %s, previous %s, old %s", step, last, now.SerialNumber, f.at(arn, "AWSPREVIOUS").SerialNumber, old.SerialNumber)
+					}
+					if withACM {
+						if got := f.acmServes(f.cfg.ACMCertificateArn); got != now.SerialNumber {
+							t.Fatalf("%s crashed after %s (call %d): after the rerun ACM serves %s, want AWSCURRENT's %s", step, last, k, got, now.SerialNumber)
+						}
+					}
+					t.Logf("%s: crash after call %d (%s) recovered", step, k, last)
+				}
+			}
+		})
 	}
 }
 
@@ -455,36 +645,90 @@ func TestExpiryWarning(t *testing.T) {
 	}
 }
 
+// acmCert imports the current certificate of arn into a new ACM
+// certificate, deleted when the test ends, and returns its ARN.
+func (f *fixture) acmCert(arn string) string {
+	f.t.Helper()
+	cur := f.at(arn, "AWSCURRENT")
+	api := acm.NewFromConfig(f.aws)
+	imp, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{
+		Certificate: []byte(cur.Certificate), PrivateKey: []byte(cur.PrivateKey), CertificateChain: []byte(cur.CertificateChain),
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	certARN := aws.ToString(imp.CertificateArn)
+	f.t.Cleanup(func() {
+		_, _ = api.DeleteCertificate(context.Background(), &acm.DeleteCertificateInput{CertificateArn: aws.String(certARN)})
+	})
+	return certARN
+}
+
+// acmServes returns the serial of the certificate ACM serves under certARN.
+func (f *fixture) acmServes(certARN string) string {
+	f.t.Helper()
+	out, err := acm.NewFromConfig(f.aws).GetCertificate(context.Background(), &acm.GetCertificateInput{CertificateArn: aws.String(certARN)})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	got, err := parseCerts("", aws.ToString(out.Certificate))
+	if err != nil || len(got) != 1 {
+		f.t.Fatalf("ACM certificate %s: %d certificates, %v", certARN, len(got), err)
+	}
+	return serial(got[0])
+}
+
+// TestACMReimport: ACM receives the new certificate in finishSecret, after
+// testSecret passed, and not before: while the rotation is open ACM keeps
+// serving the current certificate.
 func TestACMReimport(t *testing.T) {
 	f := newFixture(t)
 	arn := testbed.CreateSecret(t, f.em, firstValue)
 	f.rotate(arn)
 	first := f.at(arn, "AWSCURRENT")
-	api := acm.NewFromConfig(f.aws)
-	imp, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{
-		Certificate: []byte(first.Certificate), PrivateKey: []byte(first.PrivateKey), CertificateChain: []byte(first.CertificateChain),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	certARN := aws.ToString(imp.CertificateArn)
-	t.Cleanup(func() {
-		_, _ = api.DeleteCertificate(context.Background(), &acm.DeleteCertificateInput{CertificateArn: aws.String(certARN)})
-	})
+	certARN := f.acmCert(arn)
 	f.cfg.ACMCertificateArn = certARN
-	f.rotate(arn)
-	second := f.at(arn, "AWSCURRENT")
-	out, err := api.GetCertificate(context.Background(), &acm.GetCertificateInput{CertificateArn: aws.String(certARN)})
-	if err != nil {
+
+	token := localrun.NewToken()
+	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 		t.Fatal(err)
 	}
-	got, _ := parseCerts("", aws.ToString(out.Certificate))
-	if len(got) != 1 || serial(got[0]) != second.SerialNumber {
-		t.Fatalf("ACM certificate %s does not hold the new certificate %s", certARN, second.SerialNumber)
+	for _, step := range localrun.Steps[:3] {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatal(err)
+		}
+		if got := f.acmServes(certARN); got != first.SerialNumber {
+			t.Fatalf("after %s ACM serves %s, want the current certificate %s until finishSecret", step, got, first.SerialNumber)
+		}
 	}
+	if err := f.invoke(f.engine(), rotation.StepFinish, arn, token); err != nil {
+		t.Fatal(err)
+	}
+	second := f.at(arn, "AWSCURRENT")
+	if second.SerialNumber == first.SerialNumber {
+		t.Fatal("the rotation did not make a new certificate")
+	}
+	if got := f.acmServes(certARN); got != second.SerialNumber {
+		t.Fatalf("after finishSecret ACM serves %s, want the new certificate %s", got, second.SerialNumber)
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"certificate imported into ACM"`) {
+		t.Errorf("no import log line")
+	}
+}
 
-	// testSecret compares ACM's certificate with the pending one: put the
-	// old one back in ACM after setSecret, and testSecret must fail.
+// TestACMUntouchedWhenTestFails is finding 13 of issue 9: a certificate
+// that fails testSecret must never reach ACM. Here testSecret fails (the
+// function now demands more validity than the certificate has); ACM must
+// still serve the current certificate, and the rotation, retried with a
+// configuration that passes, then imports the new one.
+func TestACMUntouchedWhenTestFails(t *testing.T) {
+	f := newFixture(t)
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	first := f.at(arn, "AWSCURRENT")
+	certARN := f.acmCert(arn)
+	f.cfg.ACMCertificateArn = certARN
+
 	token := localrun.NewToken()
 	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 		t.Fatal(err)
@@ -494,12 +738,53 @@ func TestACMReimport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if _, err := api.ImportCertificate(context.Background(), &acm.ImportCertificateInput{CertificateArn: aws.String(certARN),
-		Certificate: []byte(first.Certificate), PrivateKey: []byte(first.PrivateKey), CertificateChain: []byte(first.CertificateChain)}); err != nil {
+	strict := f.cfg
+	strict.MinValidity = 100 * day
+	lenient := f.cfg
+	f.cfg = strict
+	err := f.invoke(f.engine(), rotation.StepTest, arn, token)
+	f.cfg = lenient
+	if err == nil || !strings.Contains(err.Error(), "minimum of 100 days") {
+		t.Fatalf("testSecret: %v, want the validity refusal", err)
+	}
+	if got := f.acmServes(certARN); got != first.SerialNumber {
+		t.Fatalf("after a failed testSecret ACM serves %s, want the current certificate %s", got, first.SerialNumber)
+	}
+	if f.at(arn, "AWSCURRENT").SerialNumber != first.SerialNumber {
+		t.Fatal("AWSCURRENT moved")
+	}
+	for _, step := range localrun.Steps[2:] {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatalf("retry of %s: %v", step, err)
+		}
+	}
+	if got, want := f.acmServes(certARN), f.at(arn, "AWSCURRENT").SerialNumber; got != want {
+		t.Fatalf("after the retried rotation ACM serves %s, want %s", got, want)
+	}
+}
+
+// TestACMWrongArnFailsTest: an ACM certificate that cannot be read fails
+// testSecret, before AWSCURRENT moves.
+func TestACMWrongArnFailsTest(t *testing.T) {
+	f := newFixture(t)
+	arn := testbed.CreateSecret(t, f.em, firstValue)
+	f.rotate(arn)
+	first := f.at(arn, "AWSCURRENT")
+	f.cfg.ACMCertificateArn = "arn:aws:acm:" + f.aws.Region + ":000000000000:certificate/00000000-0000-0000-0000-" + localrun.NewToken()[:12]
+	token := localrun.NewToken()
+	if _, err := f.em.OpenRotation(context.Background(), arn, token); err != nil {
 		t.Fatal(err)
 	}
-	if err := f.invoke(f.engine(), rotation.StepTest, arn, token); err == nil || !strings.Contains(err.Error(), first.SerialNumber) {
-		t.Fatalf("testSecret with a stale ACM certificate: %v", err)
+	for _, step := range localrun.Steps[:2] {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := f.invoke(f.engine(), rotation.StepTest, arn, token); err == nil || !strings.Contains(err.Error(), f.cfg.ACMCertificateArn) {
+		t.Fatalf("testSecret with a missing ACM certificate: %v", err)
+	}
+	if f.at(arn, "AWSCURRENT").SerialNumber != first.SerialNumber {
+		t.Fatal("AWSCURRENT moved")
 	}
 }
 
@@ -616,7 +901,7 @@ func TestEndToEndUnderRIE(t *testing.T) {
 	var out testbed.LogBuffer
 	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
 		Binary: rieBin, Bootstrap: bootstrap, Output: &out,
-		Env: []string{"AWS_LAMBDA_FUNCTION_NAME=tlscert", "CA_SECRET_ID=" + f.cfg.CASecretID, "VALIDITY_DAYS=60", "KEY_ALGORITHM=RSA_2048"},
+		Env: []string{"AWS_LAMBDA_FUNCTION_NAME=tlscert", "CA_SECRET_ID=" + f.cfg.CASecretID, "VALIDITY_DAYS=60", "KEY_ALGORITHM=RSA_2048", "ALLOWED_DNS_SUFFIXES=svc.example.com,alt.example.com"},
 	})
 	if err != nil {
 		t.Fatal(err)
