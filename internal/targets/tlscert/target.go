@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -21,6 +22,35 @@ type Target struct {
 	issuer issuer
 	acm    *acm.Client
 	now    func() time.Time
+	// loaded keeps the issuer that a step of a rotation loaded, for the
+	// later steps of the same rotation in this instance.
+	loaded loadedCA
+}
+
+// loadedCA is the issuer as one rotation loaded it. The steps that follow
+// createSecret verify the certificate it issued against the issuer that
+// signed it, so they need not read the CA secret again; another rotation
+// loads it afresh.
+type loadedCA struct {
+	mu    sync.Mutex
+	token string
+	ca    *authority
+}
+
+// authority returns the issuer for the rotation token, loading it unless
+// a step of the same rotation already did and it is still valid at now.
+func (t *Target) authority(ctx context.Context, token string, now time.Time) (*authority, error) {
+	t.loaded.mu.Lock()
+	defer t.loaded.mu.Unlock()
+	if t.loaded.ca != nil && t.loaded.token == token && now.Before(t.loaded.ca.notAfter) {
+		return t.loaded.ca, nil
+	}
+	ca, err := t.issuer.load(ctx, now)
+	if err != nil {
+		return nil, err
+	}
+	t.loaded.token, t.loaded.ca = token, ca
+	return ca, nil
 }
 
 var (
@@ -58,7 +88,7 @@ func (t *Target) Create(ctx context.Context, req *rotation.CreateRequest) (rotat
 	if err != nil {
 		return rotation.CreateResponse{}, err
 	}
-	ca, err := t.issuer.load(ctx, now)
+	ca, err := t.authority(ctx, req.Secret.Token, now)
 	if err != nil {
 		return rotation.CreateResponse{}, err
 	}
@@ -218,22 +248,14 @@ func (t *Target) verifyPending(ctx context.Context, req *rotation.StepRequest) (
 	if err != nil {
 		return certSecret{}, nil, fmt.Errorf("pending version: %w", err)
 	}
-	cv, err := req.Versions.Current(ctx)
+	// The names the certificate must carry are checked against the
+	// configuration again, so a pending version written by hand cannot
+	// widen them beyond what the function may sign.
+	cn, dns, err := names(t.cfg, pend)
 	if err != nil {
-		return certSecret{}, nil, err
+		return certSecret{}, nil, fmt.Errorf("pending version: %w", err)
 	}
-	cur, err := parseSecret(cv.Value)
-	if err != nil {
-		return certSecret{}, nil, fmt.Errorf("current version: %w", err)
-	}
-	// The names come from the configuration or the current version, never
-	// from the pending one: a pending version written by hand cannot
-	// widen them.
-	cn, dns, err := names(t.cfg, cur)
-	if err != nil {
-		return certSecret{}, nil, err
-	}
-	ca, err := t.issuer.load(ctx, now)
+	ca, err := t.authority(ctx, req.Secret.Token, now)
 	if err != nil {
 		return certSecret{}, nil, err
 	}
