@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -49,8 +50,11 @@ type Secret struct {
 	DBClusterIdentifier  string
 	// SSL is true unless the secret says "ssl": false.
 	SSL bool
-	// CABundle is a PEM file trusted in addition to the system roots
-	// ("ca_bundle" field).
+	// CABundle is the bare name of a PEM file shipped with the function,
+	// trusted in addition to the system roots ("ca_bundle" field). Parse
+	// refuses anything else: a secret may not make an arbitrary file of
+	// the function's file system a trusted root, nor learn whether it
+	// exists.
 	CABundle string
 
 	raw map[string]json.RawMessage
@@ -114,6 +118,9 @@ func Parse(value string, d Defaults) (*Secret, error) {
 	if _, ok := raw["password"]; !ok {
 		return nil, errors.New(`secret field "password" is missing`)
 	}
+	if s.CABundle != "" && !BareFileName(s.CABundle) {
+		return nil, errors.New(`secret field "ca_bundle" must be the bare name of a PEM file shipped with the function (no "/", "\" or ".."): a secret may not name any other file`)
+	}
 	if s.Port == 0 {
 		s.Port = d.Port
 	}
@@ -122,6 +129,14 @@ func Parse(value string, d Defaults) (*Secret, error) {
 	}
 	s.Engine = strings.ToLower(strings.TrimSpace(s.Engine))
 	return s, nil
+}
+
+// BareFileName reports whether name is a file name without a directory:
+// no separator, not "." or "..", no NUL, nothing that could leave the
+// directory it is looked up in.
+func BareFileName(name string) bool {
+	return name != "" && name != "." && name != ".." &&
+		!strings.ContainsAny(name, "/\\\x00") && filepath.Base(name) == name
 }
 
 // parsePort accepts a JSON number or a string of digits: both appear in the

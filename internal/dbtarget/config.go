@@ -4,21 +4,33 @@
 //
 // It is configured from the environment of the Lambda function:
 //
-//	Variable             Default            Meaning
-//	PASSWORD_LENGTH      32                 length of generated passwords
-//	EXCLUDE_CHARACTERS   /@"'\ :?#[]%`      characters never used (plus the space,
-//	                                        which INCLUDE_SPACE leaves out anyway):
-//	                                        they break DSNs and connection strings
+//	Variable                Default            Meaning
+//	PASSWORD_LENGTH         32                 length of generated passwords
+//	EXCLUDE_CHARACTERS      /@"'\ :?#[]%`      characters never used (plus the space,
+//	                                           which INCLUDE_SPACE leaves out anyway):
+//	                                           they break DSNs and connection strings
 //	EXCLUDE_* / INCLUDE_SPACE / REQUIRE_EACH_INCLUDED_TYPE   as for the generic function
-//	DB_CA_BUNDLE         (none)             PEM file trusted besides the system roots
-//	DB_CONNECT_TIMEOUT   5s                 timeout of one database connection attempt
+//	DB_CA_BUNDLE            (none)             PEM file trusted besides the system roots
+//	DB_CONNECT_TIMEOUT      5s                 timeout of one database connection attempt,
+//	                                           never beyond the invocation's deadline
+//	MASTER_ALLOWED_SERVERS  (none)             host:port list: where a master secret that
+//	                                           names no server (no host, no RDS
+//	                                           identifier, no aws:rds tag) may be used
+//	MASTER_ALLOWED_USERS    (none: any)        user names, or prefixes ending in "*", whose
+//	                                           passwords the master user may set
+//	                                           (alternating users; the clone follows
+//	                                           its base user)
 package dbtarget
 
 import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,11 +44,28 @@ const DefaultExcludeCharacters = "/@\"'\\ :?#[]%`"
 
 const defaultConnectTimeout = 5 * time.Second
 
-// Config is the configuration of a Target.
+// Config is the configuration of a Target. Everything in it comes from the
+// function's own settings, which the function trusts; nothing in it comes
+// from a secret.
 type Config struct {
-	Password       password.Policy
-	CABundle       string
+	Password password.Policy
+	// CABundle is a PEM file trusted besides the system roots (DB_CA_BUNDLE).
+	CABundle string
+	// ConnectTimeout bounds one connection attempt; the invocation's
+	// deadline bounds it further.
 	ConnectTimeout time.Duration
+	// MasterAllowedServers are the servers ("host:port", host in lower
+	// case) where a master secret that names no server of its own may be
+	// used: the user secret's server must be one of them.
+	MasterAllowedServers []string
+	// MasterAllowedUsers, when not empty, are the base users whose
+	// passwords the master user may set: exact names, or prefixes that end
+	// in "*".
+	MasterAllowedUsers []string
+	// BundleDir is the function's own directory, where a secret's
+	// "ca_bundle" (a bare file name) is looked up: $LAMBDA_TASK_ROOT, or
+	// the directory of the executable.
+	BundleDir string
 }
 
 // ConfigFromEnv reads and validates the configuration through getenv.
@@ -66,7 +95,80 @@ func ConfigFromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.ConnectTimeout = d
 	}
+	if c.MasterAllowedServers, err = parseServers(getenv("MASTER_ALLOWED_SERVERS")); err != nil {
+		return Config{}, err
+	}
+	if c.MasterAllowedUsers, err = parseUsers(getenv("MASTER_ALLOWED_USERS")); err != nil {
+		return Config{}, err
+	}
+	c.BundleDir = strings.TrimSpace(getenv("LAMBDA_TASK_ROOT"))
+	if c.BundleDir == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return Config{}, fmt.Errorf("the function's directory (for ca_bundle): %w", err)
+		}
+		c.BundleDir = filepath.Dir(exe)
+	}
 	return c, nil
+}
+
+// parseServers reads MASTER_ALLOWED_SERVERS: comma-separated host:port.
+func parseServers(s string) ([]string, error) {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		host, port, err := net.SplitHostPort(item)
+		n, perr := strconv.Atoi(port)
+		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
+			return nil, fmt.Errorf("MASTER_ALLOWED_SERVERS: %q is not host:port (e.g. db.example.com:5432)", item)
+		}
+		out = append(out, serverKey(host, n))
+	}
+	return out, nil
+}
+
+// parseUsers reads MASTER_ALLOWED_USERS: comma-separated names or prefixes.
+func parseUsers(s string) ([]string, error) {
+	var out []string
+	for _, item := range strings.Split(s, ",") {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if item == "*" || strings.ContainsAny(item, " \t") || strings.Contains(strings.TrimSuffix(item, "*"), "*") {
+			return nil, fmt.Errorf("MASTER_ALLOWED_USERS: %q is neither a user name nor a prefix ending in \"*\" (leave the setting empty to allow every user)", item)
+		}
+		out = append(out, item)
+	}
+	return out, nil
+}
+
+// serverKey is how servers are compared: host names in lower case, since
+// DNS names are case-insensitive.
+func serverKey(host string, port int) string {
+	return net.JoinHostPort(strings.ToLower(host), strconv.Itoa(port))
+}
+
+// masterMayUse reports whether MASTER_ALLOWED_SERVERS names host:port.
+func (c Config) masterMayUse(host string, port int) bool {
+	return slices.Contains(c.MasterAllowedServers, serverKey(host, port))
+}
+
+// masterMaySet reports whether MASTER_ALLOWED_USERS (empty: any) lets the
+// master user set the password of base's pair of users.
+func (c Config) masterMaySet(base string) bool {
+	if len(c.MasterAllowedUsers) == 0 {
+		return true
+	}
+	for _, u := range c.MasterAllowedUsers {
+		if p, ok := strings.CutSuffix(u, "*"); ok && strings.HasPrefix(base, p) || u == base {
+			return true
+		}
+	}
+	return false
 }
 
 // DefaultConfig is the configuration of an empty environment.
@@ -85,5 +187,7 @@ func (c Config) Describe() []slog.Attr {
 		slog.Int("exclude_characters_count", len(c.Password.ExcludeCharacters)),
 		slog.String("db_ca_bundle", c.CABundle),
 		slog.Duration("db_connect_timeout", c.ConnectTimeout),
+		slog.Any("master_allowed_servers", c.MasterAllowedServers),
+		slog.Any("master_allowed_users", c.MasterAllowedUsers),
 	}
 }

@@ -88,17 +88,24 @@ func TestRDSDiscovery(t *testing.T) {
 	// instance. It connects to that instance, which must be the user's.
 	masterARN := managedSecret(t, sm, arn)
 	user := &dbsecret.Secret{Username: "app", DBInstanceIdentifier: id, MasterARN: masterARN, SSL: true, Port: 5432}
-	m, err := tgt.master(ctx, user)
+	m, mep, err := tgt.master(ctx, user)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Host != host || m.Port != 55432 || m.Username != "rdsadmin" {
-		t.Fatalf("managed master resolved to %s@%s:%d", m.Username, m.Host, m.Port)
+	if mep.Host != host || mep.Port != 55432 || m.Username != "rdsadmin" || mep.TLS == nil || mep.TLS.ServerName != host {
+		t.Fatalf("managed master resolved to %s@%s:%d (TLS %v)", m.Username, mep.Host, mep.Port, mep.TLS != nil)
 	}
+	// Master credentials go over verified TLS even when the user secret
+	// asks for plaintext.
+	user.SSL = false
+	if _, mep, err = tgt.master(ctx, user); err != nil || mep.TLS == nil {
+		t.Fatalf("master for a user secret with ssl false: TLS %v, %v", mep.TLS != nil, err)
+	}
+	user.SSL = true
 	otherID, otherARN, _ := createInstance(t, api, "postgres", 55432)
 	_ = otherID
 	user.MasterARN = managedSecret(t, sm, otherARN)
-	if _, err := tgt.master(ctx, user); err == nil || !strings.Contains(err.Error(), "refusing to use it") {
+	if _, _, err := tgt.master(ctx, user); err == nil || !strings.Contains(err.Error(), "refusing to use it") {
 		t.Fatalf("a master secret of another instance was accepted: %v", err)
 	}
 }

@@ -2,10 +2,14 @@ package dbtarget
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
 	"slices"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -97,6 +101,10 @@ func (t *Target) Create(ctx context.Context, req *rotation.CreateRequest) (rotat
 	}
 	user := cur.Username
 	if cur.Strategy() == dbsecret.AlternatingUsers {
+		// Refused here too, before a pending version is stored.
+		if !t.cfg.masterMaySet(cur.BaseUser()) {
+			return rotation.CreateResponse{}, fmt.Errorf(`user %q (field "username") is not in MASTER_ALLOWED_USERS: the master user may not set its password`, cur.BaseUser())
+		}
 		user = cur.OtherUser()
 	}
 	if len(user) > t.drv.MaxUserLen() {
@@ -115,27 +123,28 @@ func (t *Target) Create(ctx context.Context, req *rotation.CreateRequest) (rotat
 	return rotation.CreateResponse{Value: value}, nil
 }
 
-// sameTarget is the confused-deputy check: a pending value may only be set
-// for the user and host of the current one (or, alternating, its twin).
+// sameTarget is the confused-deputy check: a version may only be used for
+// the user and server of the current one or, alternating, for its twin.
 func sameTarget(cur, other *dbsecret.Secret) error {
 	if other.Host != cur.Host || other.Port != cur.Port ||
 		other.DBInstanceIdentifier != cur.DBInstanceIdentifier || other.DBClusterIdentifier != cur.DBClusterIdentifier {
-		return fmt.Errorf("pending and current name different hosts (%s:%d vs %s:%d): refusing to set a password on another server",
+		return fmt.Errorf(`pending and current name different hosts (field "host": %s:%d vs %s:%d): refusing to set a password on another server`,
 			other.Host, other.Port, cur.Host, cur.Port)
 	}
 	if other.MasterARN != cur.MasterARN {
-		return errors.New("pending and current name different master secrets (masterarn)")
+		return errors.New(`pending and current name different master secrets (field "masterarn")`)
 	}
 	if cur.Strategy() == dbsecret.SingleUser && other.Username != cur.Username {
-		return fmt.Errorf("pending names user %q but current names %q: refusing to change another user's password", other.Username, cur.Username)
+		return fmt.Errorf(`pending names user %q but current names %q (field "username"): refusing to change another user's password`, other.Username, cur.Username)
 	}
-	if cur.Strategy() == dbsecret.AlternatingUsers && other.BaseUser() != cur.BaseUser() {
-		return fmt.Errorf("pending names user %q, which is neither %q nor its clone", other.Username, cur.BaseUser())
+	if cur.Strategy() == dbsecret.AlternatingUsers && other.Username != cur.OtherUser() {
+		return fmt.Errorf(`pending names user %q, but the user that follows %q is %q (field "username"): refusing to change another user's password`,
+			other.Username, cur.Username, cur.OtherUser())
 	}
 	return nil
 }
 
-// steps reads and checks the current and pending secrets.
+// load reads and checks the current and pending secrets.
 func (t *Target) load(ctx context.Context, req *rotation.StepRequest) (cur, pend *dbsecret.Secret, err error) {
 	cv, err := req.Versions.Current(ctx)
 	if err != nil {
@@ -157,45 +166,57 @@ func (t *Target) load(ctx context.Context, req *rotation.StepRequest) (cur, pend
 	return cur, pend, nil
 }
 
-// login connects with the credentials of s.
+// login connects with the credentials of s, over the TLS that s asks for.
 func (t *Target) login(ctx context.Context, s *dbsecret.Secret) (Conn, error) {
 	ep, err := t.endpoint(ctx, s)
 	if err != nil {
 		return nil, err
 	}
-	return t.drv.Connect(ctx, ep, s.Username, s.Password)
+	return t.connect(ctx, ep, s.Username, s.Password)
 }
 
-// Set makes the database accept the pending credentials.
+// connect logs in at ep, bounded by DB_CONNECT_TIMEOUT and by ctx: the
+// timeout the driver gets never outlives the invocation's deadline, and the
+// context it gets ends with the timeout, so a server that accepts and never
+// answers ends the step with an error, not with the Lambda's time-out.
+func (t *Target) connect(ctx context.Context, ep dbsecret.Endpoint, user, password string) (Conn, error) {
+	ep.Timeout = t.cfg.ConnectTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < ep.Timeout {
+		ep.Timeout = max(time.Until(d), time.Millisecond)
+	}
+	cctx, cancel := context.WithTimeout(ctx, ep.Timeout)
+	defer cancel()
+	return t.drv.Connect(cctx, ep, user, password)
+}
+
+// Set makes the database accept the pending credentials. It first logs in
+// with what is expected to work (AWSCURRENT, or the proof and the master
+// user of the alternating strategy) and tries AWSPENDING only when that
+// fails, so that a rotation leaves no refused login in the server's log.
 func (t *Target) Set(ctx context.Context, req *rotation.StepRequest) error {
 	cur, pend, err := t.load(ctx, req)
 	if err != nil {
 		return err
 	}
 	log := req.Log.With(slog.String("user", pend.Username), slog.String("strategy", string(cur.Strategy())))
-	// Converge: a setSecret that already ran (or crashed after changing the
-	// password) has nothing left to do.
-	conn, err := t.login(ctx, pend)
-	if err == nil {
-		conn.Close()
-		log.LogAttrs(ctx, slog.LevelInfo, "pending credentials already work: nothing to set")
-		return nil
-	}
-	if !errors.Is(err, dbsecret.ErrCannotLogIn) {
-		return err
-	}
 	if cur.Strategy() == dbsecret.AlternatingUsers {
-		return t.setAlternating(ctx, log, cur, pend)
+		return t.setAlternating(ctx, req, log, cur, pend)
 	}
 	return t.setSingle(ctx, req, log, cur, pend)
 }
 
 func (t *Target) setSingle(ctx context.Context, req *rotation.StepRequest, log *slog.Logger, cur, pend *dbsecret.Secret) error {
-	conn, label, err := t.loginAsUser(ctx, req, cur)
+	conn, label, err := t.loginAsUser(ctx, req, cur, pend)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
+	if label == "AWSPENDING" {
+		// A setSecret before this one changed the password and died
+		// before it returned: nothing is left to do.
+		log.LogAttrs(ctx, slog.LevelInfo, "pending credentials already work: nothing to set")
+		return nil
+	}
 	if err := conn.SetOwnPassword(ctx, pend.Username, pend.Password); err != nil {
 		return fmt.Errorf("change password of %s: %w", pend.Username, err)
 	}
@@ -203,18 +224,28 @@ func (t *Target) setSingle(ctx context.Context, req *rotation.StepRequest, log *
 	return nil
 }
 
-// loginAsUser logs in with AWSCURRENT, or AWSPREVIOUS when the current
-// password no longer works (a rotation that set a password and then failed
-// before finishSecret is undone by no one; the previous value is the last
-// one that worked before it), or failing both with one of the other
-// versions the secret still holds (see loginWithOtherVersion).
-func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur *dbsecret.Secret) (Conn, string, error) {
+// loginAsUser logs in with AWSCURRENT. When the database refuses it, a
+// setSecret that already ran may have set AWSPENDING (label "AWSPENDING":
+// nothing left to do); failing that AWSPREVIOUS (a rotation that set a
+// password and then failed before finishSecret is undone by no one; the
+// previous value is the last one that worked before it), and failing both
+// one of the other versions the secret still holds (see
+// loginWithOtherVersion). Only these recoveries can make the server log a
+// refused login; a rotation that goes as planned makes none.
+func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur, pend *dbsecret.Secret) (Conn, string, error) {
 	conn, err := t.login(ctx, cur)
 	if err == nil {
 		return conn, "AWSCURRENT", nil
 	}
 	if !errors.Is(err, dbsecret.ErrCannotLogIn) {
 		return nil, "", err
+	}
+	conn, perr := t.login(ctx, pend)
+	if perr == nil {
+		return conn, "AWSPENDING", nil
+	}
+	if !errors.Is(perr, dbsecret.ErrCannotLogIn) {
+		return nil, "", perr
 	}
 	prev, ok, perr := req.Versions.Previous(ctx)
 	if perr != nil {
@@ -234,12 +265,12 @@ func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur
 	}
 	conn, label, tried, oerr := t.loginWithOtherVersion(ctx, req, cur)
 	if oerr != nil {
-		return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (%w); looking for another version: %w", cur.Username, err, oerr)
+		return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (AWSPENDING is not set either) (%w); looking for another version: %w", cur.Username, err, oerr)
 	}
 	if conn != nil {
 		return conn, label, nil
 	}
-	return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS, nor with %d other versions of the secret: %w", cur.Username, tried, err)
+	return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (AWSPENDING is not set either), nor with %d other versions of the secret: %w", cur.Username, tried, err)
 }
 
 // sameUser reports whether s names the user and server of cur: only such a
@@ -332,17 +363,30 @@ func (t *Target) otherVersionIDs(ctx context.Context, req *rotation.StepRequest)
 	return ids, nil
 }
 
-func (t *Target) setAlternating(ctx context.Context, log *slog.Logger, cur, pend *dbsecret.Secret) error {
-	master, err := t.master(ctx, cur)
+// setAlternating has the master user set the idle user's password, once
+// the secret's writer has proved that it controls that user (see prove).
+func (t *Target) setAlternating(ctx context.Context, req *rotation.StepRequest, log *slog.Logger, cur, pend *dbsecret.Secret) error {
+	base := cur.BaseUser()
+	if !t.cfg.masterMaySet(base) {
+		return fmt.Errorf(`user %q (field "username") is not in MASTER_ALLOWED_USERS: the master user may not set its password`, base)
+	}
+	proof, err := t.prove(ctx, req, cur, pend)
 	if err != nil {
 		return err
 	}
-	conn, err := t.login(ctx, master)
+	if proof == "AWSPENDING" {
+		log.LogAttrs(ctx, slog.LevelInfo, "pending credentials already work: nothing to set")
+		return nil
+	}
+	master, ep, err := t.master(ctx, cur)
+	if err != nil {
+		return err
+	}
+	conn, err := t.connect(ctx, ep, master.Username, master.Password)
 	if err != nil {
 		return fmt.Errorf("log in as master user %s: %w", master.Username, err)
 	}
 	defer conn.Close()
-	base := cur.BaseUser()
 	if pend.Username == base {
 		err = conn.SetPassword(ctx, pend.Username, pend.Password)
 	} else {
@@ -351,47 +395,141 @@ func (t *Target) setAlternating(ctx context.Context, log *slog.Logger, cur, pend
 	if err != nil {
 		return fmt.Errorf("set password of %s as %s: %w", pend.Username, master.Username, err)
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "password set by the master user", slog.String("master_user", master.Username))
+	log.LogAttrs(ctx, slog.LevelInfo, "password set by the master user",
+		slog.String("master_user", master.Username), slog.String("proved_by", proof))
 	return nil
 }
 
-// master reads the secret that masterarn names. A master secret without a
-// host (RDS-managed: only username and password) connects to the user
-// secret's server; one with a host must name the same server, so that a
-// master secret cannot be pointed at another database.
-func (t *Target) master(ctx context.Context, cur *dbsecret.Secret) (*dbsecret.Secret, error) {
+// prove pins the alternating strategy to users that the secret's writer
+// already controls: before the master user changes the pending user's
+// password, a version of the secret must log in as that user with its own
+// password. That version is AWSPREVIOUS, which holds the idle user's last
+// password. A secret that has never named the pending user (its first
+// rotation) may only move from a base user to its clone, and AWSCURRENT, the
+// base user's own credentials, must then log in: the master user creates the
+// clone (or resets an existing <user>_clone) with the base user's
+// privileges and nothing more.
+//
+// It returns the label of the version that proved control, "AWSPENDING"
+// when a setSecret before this one already set the password (it died before
+// returning). Only that recovery makes the server log a refused login.
+func (t *Target) prove(ctx context.Context, req *rotation.StepRequest, cur, pend *dbsecret.Secret) (string, error) {
+	prev, ok, err := req.Versions.Previous(ctx)
+	if err != nil {
+		return "", err
+	}
+	var ps *dbsecret.Secret
+	if ok {
+		if s, err := t.parse("AWSPREVIOUS", prev.Value); err == nil && sameTarget(cur, s) == nil && s.Username == pend.Username {
+			ps = s
+		}
+	}
+	if ps == nil {
+		if pend.Username != cur.Username+dbsecret.CloneSuffix {
+			return "", fmt.Errorf(`AWSCURRENT names %q (field "username"), the clone of %q, and no version of the secret proves control of %q (AWSPREVIOUS does not name it): refusing to let the master user set its password; start alternating rotation from the base user's credentials`,
+				cur.Username, pend.Username, pend.Username)
+		}
+		conn, err := t.login(ctx, cur)
+		if err != nil {
+			if errors.Is(err, dbsecret.ErrCannotLogIn) {
+				return "", fmt.Errorf(`AWSCURRENT does not log in as %q (field "password"), so nothing proves that the secret's writer controls it: the master user changes nothing: %w`, cur.Username, err)
+			}
+			return "", err
+		}
+		conn.Close()
+		return "AWSCURRENT", nil
+	}
+	conn, err := t.login(ctx, ps)
+	if err == nil {
+		conn.Close()
+		return "AWSPREVIOUS", nil
+	}
+	if !errors.Is(err, dbsecret.ErrCannotLogIn) {
+		return "", err
+	}
+	conn, perr := t.login(ctx, pend)
+	if perr == nil {
+		conn.Close()
+		return "AWSPENDING", nil
+	}
+	if !errors.Is(perr, dbsecret.ErrCannotLogIn) {
+		return "", perr
+	}
+	return "", fmt.Errorf(`neither AWSPREVIOUS nor AWSPENDING logs in as %q (field "password"), so nothing proves that the secret's writer controls it: the master user changes nothing: %w`, pend.Username, err)
+}
+
+// master reads the secret that masterarn names and decides where its
+// credentials may go; they go nowhere else, and only over verified TLS
+// (the user secret's "ssl" does not apply to them).
+//   - A master secret that names a server (host, or an RDS identifier) is
+//     used there, which must be the user secret's server.
+//   - One that names none but carries an aws:rds tag (an RDS-managed master
+//     secret) is used at the tagged instance or cluster, which must be the
+//     user secret's server.
+//   - One that names no server at all is used at the user secret's server
+//     only when MASTER_ALLOWED_SERVERS lists it: otherwise a user secret
+//     could send the master password to a server of its choosing.
+func (t *Target) master(ctx context.Context, cur *dbsecret.Secret) (*dbsecret.Secret, dbsecret.Endpoint, error) {
+	fail := func(err error) (*dbsecret.Secret, dbsecret.Endpoint, error) { return nil, dbsecret.Endpoint{}, err }
 	out, err := t.sm.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
 		SecretId: aws.String(cur.MasterARN), VersionStage: aws.String("AWSCURRENT"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("read master secret %s (masterarn): %w", cur.MasterARN, err)
+		return fail(fmt.Errorf("read master secret %s (masterarn): %w", cur.MasterARN, err))
 	}
 	m, err := dbsecret.Parse(aws.ToString(out.SecretString), t.drv.Defaults())
 	if err != nil {
-		return nil, fmt.Errorf("master secret %s: %w", cur.MasterARN, err)
+		return fail(fmt.Errorf("master secret %s: %w", cur.MasterARN, err))
 	}
-	if m.Host == "" && m.DBInstanceIdentifier == "" && m.DBClusterIdentifier == "" {
-		if err := t.masterFromTags(ctx, cur, m); err != nil {
-			return nil, err
-		}
-	} else if cur.Host != "" && m.Host != "" && (m.Host != cur.Host || m.Port != cur.Port) {
-		return nil, fmt.Errorf("master secret %s names %s:%d, the user secret %s:%d: refusing to use it", cur.MasterARN, m.Host, m.Port, cur.Host, cur.Port)
+	if !m.SSL {
+		return fail(fmt.Errorf(`master secret %s says "ssl": false: master credentials travel only over verified TLS`, cur.MasterARN))
 	}
 	if m.Username == cur.BaseUser() || m.Username == cur.BaseUser()+dbsecret.CloneSuffix {
-		return nil, fmt.Errorf("master secret %s names user %s, one of the users it would rotate", cur.MasterARN, m.Username)
+		return fail(fmt.Errorf("master secret %s names user %s, one of the users it would rotate", cur.MasterARN, m.Username))
 	}
-	return m, nil
+	userEP, err := t.endpoint(ctx, cur)
+	if err != nil {
+		return fail(err)
+	}
+	var host string
+	var port int
+	if m.Host != "" || m.DBInstanceIdentifier != "" || m.DBClusterIdentifier != "" {
+		mEP, err := t.endpoint(ctx, m)
+		if err != nil {
+			return fail(fmt.Errorf("master secret %s: %w", cur.MasterARN, err))
+		}
+		if serverKey(mEP.Host, mEP.Port) != serverKey(userEP.Host, userEP.Port) {
+			return fail(fmt.Errorf(`master secret %s names %s, the user secret (field "host") %s: refusing to use it`, cur.MasterARN, mEP, userEP))
+		}
+		host, port = mEP.Host, mEP.Port
+	} else {
+		tagged, ok, err := t.masterFromTags(ctx, cur.MasterARN)
+		if err != nil {
+			return fail(err)
+		}
+		switch {
+		case ok && serverKey(tagged.Host, tagged.Port) != serverKey(userEP.Host, userEP.Port):
+			return fail(fmt.Errorf(`master secret %s belongs to %s, the user secret (field "host") to %s: refusing to use it`, cur.MasterARN, tagged, userEP))
+		case !ok && !t.cfg.masterMayUse(userEP.Host, userEP.Port):
+			return fail(fmt.Errorf(`master secret %s names no server (no host, no RDS identifier, no aws:rds tag) and MASTER_ALLOWED_SERVERS does not list %s, the server of the user secret (field "host"): refusing to send master credentials there`,
+				cur.MasterARN, userEP))
+		}
+		host, port = userEP.Host, userEP.Port
+	}
+	tlsCfg, err := t.tlsConfig(true, host, m.CABundle)
+	if err != nil {
+		return fail(fmt.Errorf("master secret %s: %w", cur.MasterARN, err))
+	}
+	return m, dbsecret.Endpoint{Engine: userEP.Engine, Host: host, Port: port, DBName: m.DBName, TLS: tlsCfg}, nil
 }
 
-// masterFromTags fills in where an RDS-managed master secret connects: the
-// instance or cluster its aws:rds tags name, which must be the server of
-// the user secret.
-func (t *Target) masterFromTags(ctx context.Context, cur, m *dbsecret.Secret) error {
-	m.Host, m.Port, m.SSL, m.CABundle, m.DBName = cur.Host, cur.Port, cur.SSL, cur.CABundle, cur.DBName
-	m.DBInstanceIdentifier, m.DBClusterIdentifier = cur.DBInstanceIdentifier, cur.DBClusterIdentifier
-	d, err := t.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(cur.MasterARN)})
+// masterFromTags finds where an RDS-managed master secret (only username
+// and password) belongs: the instance or cluster of its aws:rds tag. ok is
+// false for a master secret without such a tag.
+func (t *Target) masterFromTags(ctx context.Context, masterARN string) (RDSEndpoint, bool, error) {
+	d, err := t.sm.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(masterARN)})
 	if err != nil {
-		return fmt.Errorf("describe master secret %s (masterarn): %w", cur.MasterARN, err)
+		return RDSEndpoint{}, false, fmt.Errorf("describe master secret %s (masterarn): %w", masterARN, err)
 	}
 	var inst, cluster string
 	for _, tag := range d.Tags {
@@ -403,22 +541,13 @@ func (t *Target) masterFromTags(ctx context.Context, cur, m *dbsecret.Secret) er
 		}
 	}
 	if inst == "" && cluster == "" {
-		// A plain master secret with only credentials: same server.
-		return nil
+		return RDSEndpoint{}, false, nil
 	}
 	ep, err := t.rdsEndpoint(ctx, inst, cluster)
 	if err != nil {
-		return fmt.Errorf("master secret %s: %w", cur.MasterARN, err)
+		return RDSEndpoint{}, false, fmt.Errorf("master secret %s: %w", masterARN, err)
 	}
-	userEP, err := t.endpoint(ctx, cur)
-	if err != nil {
-		return err
-	}
-	if ep.Host != userEP.Host || ep.Port != userEP.Port {
-		return fmt.Errorf("master secret %s belongs to %s, the user secret to %s: refusing to use it", cur.MasterARN, ep, userEP)
-	}
-	m.Host, m.Port = ep.Host, ep.Port
-	return nil
+	return ep, true, nil
 }
 
 // Test logs in with the pending credentials and runs a read-only probe.
@@ -439,7 +568,7 @@ func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	return nil
 }
 
-// endpoint resolves where s connects.
+// endpoint resolves where s connects, with the TLS that s asks for.
 func (t *Target) endpoint(ctx context.Context, s *dbsecret.Secret) (dbsecret.Endpoint, error) {
 	ep := dbsecret.Endpoint{Engine: s.Engine, Host: s.Host, Port: s.Port, DBName: s.DBName, Timeout: t.cfg.ConnectTimeout}
 	if s.Host == "" {
@@ -455,12 +584,27 @@ func (t *Target) endpoint(ctx context.Context, s *dbsecret.Secret) (dbsecret.End
 			return dbsecret.Endpoint{}, fmt.Errorf("RDS reports engine %q for %s, which the %s function does not serve", r.Engine, r.ID, t.drv.Name())
 		}
 	}
-	tlsCfg, err := dbsecret.TLSConfig(s.SSL, ep.Host, t.cfg.CABundle, s.CABundle)
+	tlsCfg, err := t.tlsConfig(s.SSL, ep.Host, s.CABundle)
 	if err != nil {
 		return dbsecret.Endpoint{}, err
 	}
 	ep.TLS = tlsCfg
 	return ep, nil
+}
+
+// tlsConfig verifies host against the system roots, DB_CA_BUNDLE and the
+// secret's ca_bundle, a PEM file shipped with the function (Parse has
+// refused any name with a directory in it).
+func (t *Target) tlsConfig(ssl bool, host, caBundle string) (*tls.Config, error) {
+	files := []string{t.cfg.CABundle}
+	if caBundle != "" && ssl {
+		f := filepath.Join(t.cfg.BundleDir, caBundle)
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf(`secret field "ca_bundle": %q is not a file shipped with the function`, caBundle)
+		}
+		files = append(files, f)
+	}
+	return dbsecret.TLSConfig(ssl, host, files...)
 }
 
 // Served is a helper for Driver.Serves.
