@@ -482,10 +482,10 @@ func (t *Target) master(ctx context.Context, cur *dbsecret.Secret) (*dbsecret.Se
 		return fail(fmt.Errorf("master secret %s: %w", cur.MasterARN, err))
 	}
 	if !m.SSL {
-		return fail(fmt.Errorf(`master secret %s says "ssl": false: master credentials travel only over verified TLS`, cur.MasterARN))
+		return fail(fmt.Errorf(`master secret %s (field "masterarn") says "ssl": false: master credentials travel only over verified TLS`, cur.MasterARN))
 	}
 	if m.Username == cur.BaseUser() || m.Username == cur.BaseUser()+dbsecret.CloneSuffix {
-		return fail(fmt.Errorf("master secret %s names user %s, one of the users it would rotate", cur.MasterARN, m.Username))
+		return fail(fmt.Errorf(`master secret %s (field "masterarn") names user %s, one of the users it would rotate`, cur.MasterARN, m.Username))
 	}
 	userEP, err := t.endpoint(ctx, cur)
 	if err != nil {
@@ -499,7 +499,7 @@ func (t *Target) master(ctx context.Context, cur *dbsecret.Secret) (*dbsecret.Se
 			return fail(fmt.Errorf("master secret %s: %w", cur.MasterARN, err))
 		}
 		if serverKey(mEP.Host, mEP.Port) != serverKey(userEP.Host, userEP.Port) {
-			return fail(fmt.Errorf(`master secret %s names %s, the user secret (field "host") %s: refusing to use it`, cur.MasterARN, mEP, userEP))
+			return fail(fmt.Errorf(`master secret %s (field "masterarn") names %s, the user secret (field "host") %s: refusing to use it`, cur.MasterARN, mEP, userEP))
 		}
 		host, port = mEP.Host, mEP.Port
 	} else {
@@ -509,9 +509,9 @@ func (t *Target) master(ctx context.Context, cur *dbsecret.Secret) (*dbsecret.Se
 		}
 		switch {
 		case ok && serverKey(tagged.Host, tagged.Port) != serverKey(userEP.Host, userEP.Port):
-			return fail(fmt.Errorf(`master secret %s belongs to %s, the user secret (field "host") to %s: refusing to use it`, cur.MasterARN, tagged, userEP))
+			return fail(fmt.Errorf(`master secret %s (field "masterarn") belongs to %s, the user secret (field "host") to %s: refusing to use it`, cur.MasterARN, tagged, userEP))
 		case !ok && !t.cfg.masterMayUse(userEP.Host, userEP.Port):
-			return fail(fmt.Errorf(`master secret %s names no server (no host, no RDS identifier, no aws:rds tag) and MASTER_ALLOWED_SERVERS does not list %s, the server of the user secret (field "host"): refusing to send master credentials there`,
+			return fail(fmt.Errorf(`master secret %s (field "masterarn") names no server (no host, no RDS identifier, no aws:rds tag) and MASTER_ALLOWED_SERVERS does not list %s, the server of the user secret (field "host"): refusing to send master credentials there`,
 				cur.MasterARN, userEP))
 		}
 		host, port = userEP.Host, userEP.Port

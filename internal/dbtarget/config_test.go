@@ -1,0 +1,51 @@
+package dbtarget
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestConfigFromEnvValidatesTheMasterSettings(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	c, err := ConfigFromEnv(env(map[string]string{
+		"MASTER_ALLOWED_SERVERS": " DB.example.com:5432, [::1]:3306 ,",
+		"MASTER_ALLOWED_USERS":   "app, report_*",
+		"LAMBDA_TASK_ROOT":       "/var/task",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.masterMayUse("db.EXAMPLE.com", 5432) || !c.masterMayUse("::1", 3306) || c.masterMayUse("db.example.com", 5433) {
+		t.Fatalf("allowed servers %v", c.MasterAllowedServers)
+	}
+	for user, want := range map[string]bool{"app": true, "apps": false, "report_x": true, "report_": true, "reporting": false} {
+		if c.masterMaySet(user) != want {
+			t.Errorf("masterMaySet(%q) = %v", user, !want)
+		}
+	}
+	if c.BundleDir != "/var/task" {
+		t.Errorf("BundleDir %q, want $LAMBDA_TASK_ROOT", c.BundleDir)
+	}
+	if d := DefaultConfig(); !d.masterMaySet("anyone") || d.masterMayUse("localhost", 5432) || d.BundleDir == "" {
+		t.Errorf("default: every user, no server, the executable's directory; got %+v", d)
+	}
+	for k, v := range map[string]string{
+		"MASTER_ALLOWED_SERVERS": "db.example.com",
+		"MASTER_ALLOWED_USERS":   "*",
+	} {
+		_, err := ConfigFromEnv(env(map[string]string{k: v}))
+		if err == nil || !strings.HasPrefix(err.Error(), k+":") {
+			t.Errorf("%s=%q: %v, want an error naming the variable", k, v, err)
+		}
+	}
+	for _, v := range []string{"db:0", "db:x", ":5432", "db:70000"} {
+		if _, err := ConfigFromEnv(env(map[string]string{"MASTER_ALLOWED_SERVERS": v})); err == nil {
+			t.Errorf("MASTER_ALLOWED_SERVERS=%q accepted", v)
+		}
+	}
+	for _, v := range []string{"a b", "a*b", "**"} {
+		if _, err := ConfigFromEnv(env(map[string]string{"MASTER_ALLOWED_USERS": v})); err == nil {
+			t.Errorf("MASTER_ALLOWED_USERS=%q accepted", v)
+		}
+	}
+}
