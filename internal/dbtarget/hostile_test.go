@@ -44,16 +44,22 @@ func TestHostileMasterSentToUserChosenHost(t *testing.T) {
 	em := testbed.Emulator(t)
 	masterARN := testbed.CreateSecret(t, em, dbtest.SecretJSON(t, map[string]any{"username": master, "password": mpw}))
 	attackerPW := dbtest.Password()
+	// The attacker's secret: its user at its own server, in plaintext,
+	// naming the credentials-only master secret.
+	attack := func(t *testing.T, h *dbtest.Harness, port int) (arn string, before map[string]version, token string, err error) {
+		arn = testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, map[string]any{
+			"engine": "postgres", "host": "127.0.0.1", "port": port, "username": "app", "password": attackerPW,
+			"ssl": false, "masterarn": masterARN,
+		}))
+		before = snapshot(t, h, arn)
+		token, err = rotateOnce(t, h, arn)
+		return arn, before, token, err
+	}
 
 	t.Run("no server allowed", func(t *testing.T) {
 		fake := dbtest.NewAttackerPG(t, map[string]string{"app": attackerPW})
 		h := dbtest.NewHarness(t, pg.target(t, nil))
-		arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, map[string]any{
-			"engine": "postgres", "host": "127.0.0.1", "port": fake.Port, "username": "app", "password": attackerPW,
-			"ssl": false, "masterarn": masterARN,
-		}))
-		before := snapshot(t, h, arn)
-		token, err := rotateOnce(t, h, arn)
+		arn, before, token, err := attack(t, h, fake.Port)
 		if fake.Saw(master, mpw) {
 			t.Fatalf("the attacker's server saw the master user (%d connections)", len(fake.Attempts()))
 		}
@@ -72,12 +78,7 @@ func TestHostileMasterSentToUserChosenHost(t *testing.T) {
 		h := dbtest.NewHarness(t, pg.target(t, func(c *dbtarget.Config) {
 			c.MasterAllowedServers = []string{fmt.Sprintf("127.0.0.1:%d", fake.Port)}
 		}))
-		arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, map[string]any{
-			"engine": "postgres", "host": "127.0.0.1", "port": fake.Port, "username": "app", "password": attackerPW,
-			"ssl": false, "masterarn": masterARN,
-		}))
-		before := snapshot(t, h, arn)
-		token, err := rotateOnce(t, h, arn)
+		arn, before, token, err := attack(t, h, fake.Port)
 		if fake.Saw(master, mpw) {
 			t.Fatalf("the attacker's server saw the master user (%d connections)", len(fake.Attempts()))
 		}

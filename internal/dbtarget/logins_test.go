@@ -5,11 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
 	"github.com/secrets-rotation/secrets-rotation/internal/dbtarget"
@@ -43,63 +41,6 @@ func (d *countingDriver) counts() (int, int) {
 	return d.logins, d.refused
 }
 
-// serverLog counts the logins the server itself logged as refused, for
-// the given users, from its log file (scripts/db.sh writes its path into
-// db.env: PostgreSQL logs "password authentication failed" as FATAL, MariaDB
-// "Access denied" at log_warnings=2).
-type serverLog struct {
-	file   string
-	offset int64
-	line   func(user string) string
-}
-
-func newServerLog(t testing.TB, e engine) *serverLog {
-	st := dbtest.Settings(t)
-	l := &serverLog{file: st["PG_LOG_FILE"], line: func(u string) string { return `password authentication failed for user "` + u + `"` }}
-	if e.name == "mariadb" {
-		l = &serverLog{file: st["MYSQL_ERROR_LOG"], line: func(u string) string { return "Access denied for user '" + u + "'@" }}
-	}
-	if l.file == "" {
-		t.Fatal("db.env names no server log file: restart the databases with scripts/db.sh up")
-	}
-	fi, err := os.Stat(l.file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.offset = fi.Size()
-	return l
-}
-
-// refused returns how many refused logins of users the server logged since
-// the serverLog was made. It first makes one refused login of its own, and
-// waits until the server has logged it, so that every line before it is in
-// the file and the count is known to see what the server logs.
-func (l *serverLog) refused(t testing.TB, e engine, users ...string) int {
-	t.Helper()
-	marker := dbtest.Name("marker")
-	if err := e.login(t, marker, "wrong"); !errors.Is(err, dbsecret.ErrCannotLogIn) {
-		t.Fatalf("the marker login was not refused: %v", err)
-	}
-	for i := 0; ; i++ {
-		b, err := os.ReadFile(l.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		text := string(b[min(l.offset, int64(len(b))):])
-		if strings.Contains(text, l.line(marker)) {
-			n := 0
-			for _, u := range users {
-				n += strings.Count(text, l.line(u))
-			}
-			return n
-		}
-		if i == 200 {
-			t.Fatalf("the server did not log the marker's refused login in %s", l.file)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // TestLoginsPerRotation counts the database logins of each step, from the
 // driver's side, and the refused logins in the server's own log: a rotation
 // that goes as planned makes no refused login. Budgets: single user, one
@@ -127,7 +68,10 @@ func TestLoginsPerRotation(t *testing.T) {
 					extra = map[string]any{"masterarn": testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, e.secret(t, master, mpw, nil)))}
 				}
 				arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, e.secret(t, user, pw, extra)))
-				log := newServerLog(t, e)
+				log := dbtest.PGLog(t)
+				if e.name == "mariadb" {
+					log = dbtest.MyLog(t)
+				}
 				// Three rotations: alternating, the first makes the clone,
 				// the second goes back to the user, the third to the clone.
 				for r := 1; r <= 3; r++ {
@@ -147,7 +91,7 @@ func TestLoginsPerRotation(t *testing.T) {
 					}
 				}
 				logins, refusedByDriver := drv.counts()
-				refusedByServer := log.refused(t, e, users...)
+				refusedByServer := log.Refused(t, users...)
 				t.Logf("%s: 3 rotations, %d logins, %d refused (driver), %d refused (server log); Secrets Manager calls per step: %s",
 					name, logins, refusedByDriver, refusedByServer, callsPerStep(t, h.Logs()))
 				if refusedByDriver != 0 || refusedByServer != 0 {
