@@ -248,13 +248,14 @@ func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	return nil
 }
 
-// Finish runs once AWSCURRENT moved to the token's version. Only where an
-// account holds several passwords (Capabilities.SeveralPasswords) is there
-// anything to do: remove every password of the user but those of
-// AWSCURRENT and AWSPREVIOUS, so that clients holding either keep working
-// and older ones stop. It is idempotent, and runs the same whether the
-// invocation began before or after the label moved (a retried
-// finishSecret). Other drivers: no call, no login.
+// Finish runs once AWSCURRENT moved to the token's version. Only for a
+// single user whose account holds several passwords
+// (Capabilities.SeveralPasswords) is there anything to do: remove every
+// password of the user but those of AWSCURRENT and AWSPREVIOUS, so that
+// clients holding either keep working and older ones stop. It is
+// idempotent, and runs the same whether the invocation began before or
+// after the label moved (a retried finishSecret). For other drivers it
+// makes no call and no login.
 func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
 	if !t.caps.SeveralPasswords {
 		return nil
@@ -264,8 +265,8 @@ func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
 		return err
 	}
 	cur, err := t.parse(labelCurrent, pv.Value)
-	if err != nil {
-		return err
+	if err != nil || cur.Strategy != SingleUser {
+		return err // alternating users replace the idle user's password
 	}
 	keep := []string{cur.Password}
 	// AWSPREVIOUS now: the version that was AWSCURRENT when this
@@ -285,10 +286,17 @@ func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
 		}
 	}
 	if prevID != "" {
-		if v, err := req.Versions.ByID(ctx, prevID); err == nil {
-			if a, err := t.parse(labelPrevious, v.Value); err == nil && sameUser(cur, a) {
-				keep = append(keep, a.Password)
-			}
+		// Unreadable, it is not known which password to keep: remove none.
+		v, err := req.Versions.ByID(ctx, prevID)
+		if err != nil {
+			return fmt.Errorf("read AWSPREVIOUS before removing old passwords: %w", err)
+		}
+		a, err := t.parse(labelPrevious, v.Value)
+		if err != nil {
+			return err
+		}
+		if sameUser(cur, a) {
+			keep = append(keep, a.Password)
 		}
 	}
 	var s Session

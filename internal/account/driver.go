@@ -86,11 +86,12 @@ type Capabilities struct {
 	// proved that it controls the user.
 	OwnPassword bool
 	// SeveralPasswords: an account holds several passwords at once (Redis
-	// ACL users). setSecret adds the new password beside the others
-	// (Session.AddPassword), and finishSecret, once AWSCURRENT moved,
-	// removes every password but those of AWSCURRENT and AWSPREVIOUS
-	// (Session.RemovePasswords): a single user rotates with no refused
-	// login.
+	// ACL users). A single user's setSecret then adds the new password
+	// beside the others (Session.AddPassword), and finishSecret, once
+	// AWSCURRENT moved, removes every password but those of AWSCURRENT and
+	// AWSPREVIOUS (Session.RemovePasswords): a single user rotates with no
+	// refused login. Alternating users still replace the idle user's
+	// password.
 	SeveralPasswords bool
 }
 

@@ -25,12 +25,12 @@ const maxOtherVersions = 5
 // off that version by hand so that a new rotation could start. The only
 // password the server accepts then sits on a version without a label. It
 // tries the other versions, newest first and at most maxOtherVersions of
-// them, that name the same user and server. It returns a nil Session when
+// them, that name the same user and server. It returns no Session when
 // none logs in, with the number it tried.
-func (t *Target) loginWithOtherVersion(ctx context.Context, req *rotation.StepRequest, cur Account) (Session, string, int, error) {
+func (t *Target) loginWithOtherVersion(ctx context.Context, req *rotation.StepRequest, cur Account) (loggedIn, int, error) {
 	ids, err := t.otherVersionIDs(ctx, req)
 	if err != nil {
-		return nil, "", 0, err
+		return loggedIn{}, 0, err
 	}
 	tried := 0
 	for _, id := range ids {
@@ -50,13 +50,13 @@ func (t *Target) loginWithOtherVersion(ctx context.Context, req *rotation.StepRe
 		if err == nil {
 			req.Log.LogAttrs(ctx, slog.LevelWarn, "AWSCURRENT and AWSPREVIOUS do not log in; a version without those labels does",
 				slog.String("user", cur.Username), slog.String("other_version_id", id))
-			return s, "version " + id, tried, nil
+			return loggedIn{s, "version " + id, a}, tried, nil
 		}
 		if !errors.Is(err, ErrCannotLogIn) {
-			return nil, "", tried, err
+			return loggedIn{}, tried, err
 		}
 	}
-	return nil, "", tried, nil
+	return loggedIn{}, tried, nil
 }
 
 // otherVersionIDs lists the versions of the secret, labelled or not, other

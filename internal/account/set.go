@@ -32,12 +32,12 @@ func (t *Target) Set(ctx context.Context, req *rotation.StepRequest) error {
 // setOwn is the single-user strategy without a master: the user changes
 // its own password (or, where accounts hold several, adds the new one).
 func (t *Target) setOwn(ctx context.Context, req *rotation.StepRequest, log *slog.Logger, cur, pend Account) error {
-	s, label, err := t.loginAsUser(ctx, req, cur, pend)
+	s, err := t.loginAsUser(ctx, req, cur, pend)
 	if err != nil {
 		return err
 	}
 	defer s.Close()
-	if label == labelPending {
+	if s.label == labelPending {
 		// A setSecret before this one set the password and died before
 		// it returned: nothing is left to do.
 		log.LogAttrs(ctx, slog.LevelInfo, "pending credentials already work: nothing to set")
@@ -46,23 +46,13 @@ func (t *Target) setOwn(ctx context.Context, req *rotation.StepRequest, log *slo
 	if t.caps.SeveralPasswords {
 		err = s.AddPassword(ctx, AddPasswordRequest{Username: pend.Username, Password: pend.Password})
 	} else {
-		err = s.SetOwnPassword(ctx, SetOwnPasswordRequest{Username: pend.Username, Password: pend.Password, CurrentPassword: passwordOf(label, cur)})
+		err = s.SetOwnPassword(ctx, SetOwnPasswordRequest{Username: pend.Username, Password: pend.Password, CurrentPassword: s.as.Password})
 	}
 	if err != nil {
 		return fmt.Errorf("change password of %s: %w", pend.Username, err)
 	}
-	log.LogAttrs(ctx, slog.LevelInfo, "password changed", slog.String("logged_in_with", label))
+	log.LogAttrs(ctx, slog.LevelInfo, "password changed", slog.String("logged_in_with", s.label))
 	return nil
-}
-
-// passwordOf is the password the session of label logged in with, when the
-// layer still has it at hand (AWSCURRENT); empty otherwise, which a driver
-// that needs it reports as an error.
-func passwordOf(label string, cur Account) string {
-	if label == labelCurrent {
-		return cur.Password
-	}
-	return ""
 }
 
 // setByMaster has the master user set the pending password: of the same
@@ -94,12 +84,12 @@ func (t *Target) setByMaster(ctx context.Context, req *rotation.StepRequest, log
 	}
 	defer s.Close()
 	switch {
-	case t.caps.SeveralPasswords:
-		err = s.AddPassword(ctx, AddPasswordRequest{Username: pend.Username, Password: pend.Password})
 	case cur.Strategy == AlternatingUsers && pend.Username == tw.Clone:
 		err = s.EnsureClone(ctx, EnsureCloneRequest{Original: tw.Base, Clone: tw.Clone, Password: pend.Password})
-	default:
+	case cur.Strategy == AlternatingUsers || !t.caps.SeveralPasswords:
 		err = s.SetPassword(ctx, SetPasswordRequest{Username: pend.Username, Password: pend.Password})
+	default:
+		err = s.AddPassword(ctx, AddPasswordRequest{Username: pend.Username, Password: pend.Password})
 	}
 	if err != nil {
 		return fmt.Errorf("set password of %s as %s: %w", pend.Username, master.Username, err)
@@ -113,12 +103,12 @@ func (t *Target) setByMaster(ctx context.Context, req *rotation.StepRequest, log
 // password, that the secret controls that user: one of its versions logs
 // in as it (the same search as loginAsUser, so crash recovery is the same).
 func (t *Target) proveSingle(ctx context.Context, req *rotation.StepRequest, cur, pend Account) (string, error) {
-	s, label, err := t.loginAsUser(ctx, req, cur, pend)
+	s, err := t.loginAsUser(ctx, req, cur, pend)
 	if err != nil {
 		return "", err
 	}
 	s.Close()
-	return label, nil
+	return s.label, nil
 }
 
 // proveTwin pins the alternating strategy to users that the secret's
@@ -180,6 +170,14 @@ func (t *Target) proveTwin(ctx context.Context, req *rotation.StepRequest, cur, 
 	return "", fmt.Errorf(`neither AWSPREVIOUS nor AWSPENDING logs in as %q (field "password"), so nothing proves that the secret's writer controls it: the master user changes nothing: %w`, pend.Username, err)
 }
 
+// loggedIn is a session of the rotated user and the version it logged in
+// with.
+type loggedIn struct {
+	Session
+	label string  // "AWSCURRENT", "AWSPENDING", "AWSPREVIOUS" or "version <id>"
+	as    Account // the version, whose password the session used
+}
+
 // loginAsUser logs in with AWSCURRENT. When the server refuses it, a
 // setSecret that already ran may have set AWSPENDING (label "AWSPENDING":
 // nothing left to do); failing that AWSPREVIOUS (a rotation that set a
@@ -188,42 +186,42 @@ func (t *Target) proveTwin(ctx context.Context, req *rotation.StepRequest, cur, 
 // one of the other versions the secret still holds (see
 // loginWithOtherVersion). Only these recoveries can make the server log a
 // refused login; a rotation that goes as planned makes none.
-func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur, pend Account) (Session, string, error) {
+func (t *Target) loginAsUser(ctx context.Context, req *rotation.StepRequest, cur, pend Account) (loggedIn, error) {
 	s, err := t.login(ctx, cur)
 	if err == nil {
-		return s, labelCurrent, nil
+		return loggedIn{s, labelCurrent, cur}, nil
 	}
 	if !errors.Is(err, ErrCannotLogIn) {
-		return nil, "", err
+		return loggedIn{}, err
 	}
 	s, perr := t.login(ctx, pend)
 	if perr == nil {
-		return s, labelPending, nil
+		return loggedIn{s, labelPending, pend}, nil
 	}
 	if !errors.Is(perr, ErrCannotLogIn) {
-		return nil, "", perr
+		return loggedIn{}, perr
 	}
 	prev, ok, perr := req.Versions.Previous(ctx)
 	if perr != nil {
-		return nil, "", perr
+		return loggedIn{}, perr
 	}
 	if ok {
 		if a, perr := t.parse(labelPrevious, prev.Value); perr == nil && sameUser(cur, a) {
 			s, perr := t.login(ctx, a)
 			if perr == nil {
-				return s, labelPrevious, nil
+				return loggedIn{s, labelPrevious, a}, nil
 			}
 			if !errors.Is(perr, ErrCannotLogIn) {
-				return nil, "", perr
+				return loggedIn{}, perr
 			}
 		}
 	}
-	s, label, tried, oerr := t.loginWithOtherVersion(ctx, req, cur)
+	li, tried, oerr := t.loginWithOtherVersion(ctx, req, cur)
 	if oerr != nil {
-		return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (AWSPENDING is not set either) (%w); looking for another version: %w", cur.Username, err, oerr)
+		return loggedIn{}, fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (AWSPENDING is not set either) (%w); looking for another version: %w", cur.Username, err, oerr)
 	}
-	if s != nil {
-		return s, label, nil
+	if li.Session != nil {
+		return li, nil
 	}
-	return nil, "", fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (AWSPENDING is not set either), nor with %d other versions of the secret: %w", cur.Username, tried, err)
+	return loggedIn{}, fmt.Errorf("cannot log in as %s with AWSCURRENT or AWSPREVIOUS (AWSPENDING is not set either), nor with %d other versions of the secret: %w", cur.Username, tried, err)
 }
