@@ -3,7 +3,8 @@
 #
 #   scripts/db.sh up     start PostgreSQL 15 on 127.0.0.1:55432 and MariaDB on
 #                        127.0.0.1:53306, both with TLS from a test CA, and write
-#                        .testbed/db.env (PG_* and MYSQL_* settings the tests read)
+#                        .testbed/db.env (PG_* and MYSQL_* settings the tests read,
+#                        and the servers' log files: refused logins are counted there)
 #   scripts/db.sh down   stop both and keep nothing running
 #
 # Both servers are private instances with their data under .testbed/, never the
@@ -177,6 +178,7 @@ my_up() {
 		--pid-file="$TB/mariadb.pid" --log-error="$TB/mariadb.err" \
 		--ssl-ca="$CA_DIR/ca.crt" --ssl-cert="$CA_DIR/server.crt" --ssl-key="$CA_DIR/server.key" \
 		--max-connections=300 --skip-name-resolve --innodb-buffer-pool-size=64M \
+		--log-warnings=2 \
 		>/dev/null 2>&1 &
 	local i
 	for i in $(seq 1 120); do
@@ -227,6 +229,7 @@ write_env() {
 		export MYSQL_ADMIN_USER=admin
 		export MYSQL_ADMIN_PASSWORD=$(cat "$TB/mariadb-admin.pw")
 		export MYSQL_CA_FILE=$CA_DIR/ca.crt
+		export MYSQL_ERROR_LOG=$TB/mariadb.err
 	EOF
 	chmod 600 "$TB/db.env"
 	log "wrote $TB/db.env"

@@ -86,14 +86,14 @@ var cases = map[string]setup{
 		if err := b.pgExec(ctx, "CREATE ROLE "+pgx.Identifier{user}.Sanitize()+" LOGIN PASSWORD '"+pw+"'"); err != nil {
 			return nil, "", err
 		}
-		return nil, b.dbSecret("postgres", "PG", user, pw), nil
+		return []string{"DB_CA_BUNDLE=" + b.db["PG_CA_FILE"]}, b.dbSecret("postgres", "PG", user, pw), nil
 	},
 	"mysql": func(ctx context.Context, b *bed) ([]string, string, error) {
 		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
 		if err := b.mysqlExec(ctx, "CREATE USER ?@'%' IDENTIFIED BY ?", user, pw); err != nil {
 			return nil, "", err
 		}
-		return nil, b.dbSecret("mariadb", "MYSQL", user, pw), nil
+		return []string{"DB_CA_BUNDLE=" + b.db["MYSQL_CA_FILE"]}, b.dbSecret("mariadb", "MYSQL", user, pw), nil
 	},
 }
 
@@ -107,7 +107,7 @@ func randomPassword() string {
 func (b *bed) dbSecret(engine, prefix, user, pw string) string {
 	doc, _ := json.Marshal(map[string]any{
 		"engine": engine, "host": b.db[prefix+"_HOST"], "port": b.db[prefix+"_PORT"],
-		"username": user, "password": pw, "ca_bundle": b.db[prefix+"_CA_FILE"],
+		"username": user, "password": pw,
 	})
 	return string(doc)
 }

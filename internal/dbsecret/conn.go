@@ -2,11 +2,10 @@ package dbsecret
 
 import (
 	"crypto/tls"
-	"crypto/x509"
-	"errors"
 	"fmt"
-	"os"
 	"time"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/account"
 )
 
 // Endpoint is where and how to connect.
@@ -15,7 +14,8 @@ type Endpoint struct {
 	Host   string
 	Port   int
 	DBName string
-	// TLS is nil only when the secret says "ssl": false.
+	// TLS is nil only when the secret says "ssl": false, and never for
+	// master credentials.
 	TLS     *tls.Config
 	Timeout time.Duration
 }
@@ -27,54 +27,23 @@ func (e Endpoint) String() string {
 
 // TLSConfig returns the TLS configuration for host: the server certificate
 // and host name are verified against the system roots plus the PEM files
-// given (the function's DB_CA_BUNDLE and the secret's ca_bundle). ssl false
-// returns nil: plaintext, and only when asked for.
+// given. ssl false returns nil: plaintext, and only when asked for.
 func TLSConfig(ssl bool, host string, caFiles ...string) (*tls.Config, error) {
 	if !ssl {
 		return nil, nil
 	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		pool = x509.NewCertPool()
-	}
-	for _, f := range caFiles {
-		if f == "" {
-			continue
-		}
-		pem, err := os.ReadFile(f)
-		if err != nil {
-			return nil, fmt.Errorf("read CA bundle: %w", err)
-		}
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("CA bundle %s holds no PEM certificate", f)
-		}
-	}
-	return &tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}, nil
+	return account.TLSConfig(host, caFiles...)
 }
 
-// ErrCannotLogIn is wrapped by a connection error that the server gave
-// because of the credentials: wrong password or unknown user.
-var ErrCannotLogIn = errors.New("cannot log in")
+// The classification of connection errors is the account layer's; these
+// names keep the database drivers' spelling.
+var (
+	// ErrCannotLogIn: the server refused the credentials.
+	ErrCannotLogIn = account.ErrCannotLogIn
+	// ErrCannotReach: the server did not judge the credentials (network,
+	// time-out, TLS).
+	ErrCannotReach = account.ErrCannotReach
+)
 
-// ErrCannotReach is wrapped by a connection error that happened before the
-// server judged the credentials: no route, refused, timeout, TLS failure.
-var ErrCannotReach = errors.New("cannot reach")
-
-// ConnError is a classified connection failure. Its message names the user
-// and endpoint, never a password.
-type ConnError struct {
-	Kind     error // ErrCannotLogIn or ErrCannotReach
-	User     string
-	Endpoint string
-	Err      error
-}
-
-func (e *ConnError) Error() string {
-	if e.Kind == ErrCannotLogIn {
-		return fmt.Sprintf("cannot log in as %s at %s: %v", e.User, e.Endpoint, e.Err)
-	}
-	return fmt.Sprintf("cannot reach %s (as %s): %v", e.Endpoint, e.User, e.Err)
-}
-
-// Unwrap lets errors.Is match the kind and errors.As the cause.
-func (e *ConnError) Unwrap() []error { return []error{e.Kind, e.Err} }
+// ConnError is a classified connection failure (account.ConnError).
+type ConnError = account.ConnError

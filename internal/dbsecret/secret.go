@@ -1,6 +1,8 @@
-// Package dbsecret holds what the database rotation functions share: the
-// secret format of the AWS documentation, the choice of strategy, the TLS
-// configuration and the classification of connection errors.
+// Package dbsecret is the secret format of the database rotation functions
+// (the JSON fields of the AWS documentation: engine, host, port, username,
+// password, dbname, masterarn, the RDS identifiers, ssl, ca_bundle), the
+// choice of strategy it implies, and the endpoint a database driver
+// connects to.
 package dbsecret
 
 import (
@@ -10,6 +12,8 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/account"
 )
 
 // The engines the functions serve, as the "engine" field names them.
@@ -23,16 +27,16 @@ const (
 // alternating-users strategy, as the AWS rotation templates do.
 const CloneSuffix = "_clone"
 
-// Strategy is how a secret is rotated.
-type Strategy string
+// Strategy is how a secret is rotated (account.Strategy).
+type Strategy = account.Strategy
 
-// The strategies.
+// The strategies a database secret asks for.
 const (
 	// SingleUser changes the password of the secret's own user.
-	SingleUser Strategy = "single-user"
+	SingleUser = account.SingleUser
 	// AlternatingUsers switches between <user> and <user>_clone, the idle
 	// one getting a new password from the master user.
-	AlternatingUsers Strategy = "alternating-users"
+	AlternatingUsers = account.AlternatingUsers
 )
 
 // Secret is a database secret in the JSON format of the AWS documentation.
@@ -49,8 +53,11 @@ type Secret struct {
 	DBClusterIdentifier  string
 	// SSL is true unless the secret says "ssl": false.
 	SSL bool
-	// CABundle is a PEM file trusted in addition to the system roots
-	// ("ca_bundle" field).
+	// CABundle is the bare name of a PEM file shipped with the function,
+	// trusted in addition to the system roots ("ca_bundle" field). Parse
+	// refuses anything else: a secret may not make an arbitrary file of
+	// the function's file system a trusted root, nor learn whether it
+	// exists.
 	CABundle string
 
 	raw map[string]json.RawMessage
@@ -113,6 +120,9 @@ func Parse(value string, d Defaults) (*Secret, error) {
 	}
 	if _, ok := raw["password"]; !ok {
 		return nil, errors.New(`secret field "password" is missing`)
+	}
+	if s.CABundle != "" && !account.BareFileName(s.CABundle) {
+		return nil, errors.New(`secret field "ca_bundle" must be the bare name of a PEM file shipped with the function (no "/", "\" or ".."): a secret may not name any other file`)
 	}
 	if s.Port == 0 {
 		s.Port = d.Port

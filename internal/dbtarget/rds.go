@@ -27,12 +27,12 @@ func (e RDSEndpoint) String() string { return fmt.Sprintf("%s:%d", e.Host, e.Por
 
 // rdsEndpoint looks up an instance or, when no instance is named, a cluster
 // (its writer endpoint). Both accept a name or an ARN.
-func (t *Target) rdsEndpoint(ctx context.Context, instance, cluster string) (RDSEndpoint, error) {
-	if t.rds == nil {
+func (e *engine) rdsEndpoint(ctx context.Context, instance, cluster string) (RDSEndpoint, error) {
+	if e.rds == nil {
 		return RDSEndpoint{}, errors.New("the secret needs RDS discovery but the function has no RDS client")
 	}
 	if instance != "" {
-		out, err := t.rds.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(instance)})
+		out, err := e.rds.DescribeDBInstances(ctx, &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(instance)})
 		if err != nil {
 			return RDSEndpoint{}, fmt.Errorf("describe RDS instance %s: %w", instance, err)
 		}
@@ -50,7 +50,7 @@ func (t *Target) rdsEndpoint(ctx context.Context, instance, cluster string) (RDS
 	if cluster == "" {
 		return RDSEndpoint{}, errors.New("no RDS instance or cluster named")
 	}
-	out, err := t.rds.DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: aws.String(cluster)})
+	out, err := e.rds.DescribeDBClusters(ctx, &rds.DescribeDBClustersInput{DBClusterIdentifier: aws.String(cluster)})
 	if err != nil {
 		return RDSEndpoint{}, fmt.Errorf("describe RDS cluster %s: %w", cluster, err)
 	}

@@ -1,329 +1,327 @@
 package dbtest
 
-// Attacker equipment. Nothing in this file stands in for a real component:
-// these servers play someone who runs a host that a secret can point the
-// function at, and who asks for a password in a form that reveals it.
-
 import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/pbkdf2"
 	"crypto/rand"
-	"crypto/tls"
+	"crypto/sha256"
+	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net"
-	"path/filepath"
-	"strconv"
+	"strings"
 	"sync"
 	"testing"
-	"time"
 )
 
-// ListenLocal listens on 127.0.0.1 on a free port below 32768 (the rules
-// keep test servers out of Linux's ephemeral range), trying random ones.
-func ListenLocal(t testing.TB) net.Listener {
+// ListenLoopback listens on 127.0.0.1 at a free port below 32768 (the
+// ephemeral range starts there), and closes the listener when the test ends.
+func ListenLoopback(t testing.TB) net.Listener {
 	t.Helper()
-	var last error
-	for range 50 {
+	for i := 0; i < 100; i++ {
 		n, err := rand.Int(rand.Reader, big.NewInt(32767-20000))
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(20000+int(n.Int64())))
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", 20000+n.Int64()))
 		if err == nil {
 			t.Cleanup(func() { l.Close() })
 			return l
 		}
-		last = err
 	}
-	t.Fatalf("no free port below 32768 on 127.0.0.1: %v", last)
+	t.Fatal("no free port on 127.0.0.1 between 20000 and 32767")
 	return nil
 }
 
-// AttackerTLS is the TLS configuration of an attacker who holds a
-// certificate the function trusts, as anyone can get a public certificate
-// for a domain of their own: the test CA's server certificate.
-func AttackerTLS(t testing.TB) *tls.Config {
+// SilentServer accepts connections on 127.0.0.1 and never answers: a host
+// that hangs the client, for the deadline tests. It returns its port.
+func SilentServer(t testing.TB) int {
 	t.Helper()
-	dir := filepath.Dir(Settings(t)["DB_CA_FILE"])
-	cert, err := tls.LoadX509KeyPair(filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key"))
-	if err != nil {
-		t.Fatalf("attacker certificate: %v", err)
-	}
-	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
-}
-
-// PGAuthRequest is the authentication request a PGPasswordThief sends.
-type PGAuthRequest int
-
-// The weak forms a PostgreSQL server may ask a client for.
-const (
-	PGAskCleartext PGAuthRequest = 3 // AuthenticationCleartextPassword
-	PGAskMD5       PGAuthRequest = 5 // AuthenticationMD5Password
-)
-
-func (r PGAuthRequest) String() string {
-	if r == PGAskMD5 {
-		return "MD5"
-	}
-	return "cleartext"
-}
-
-// PGPasswordThief is attacker equipment: a server on 127.0.0.1 that speaks
-// just enough of the PostgreSQL protocol to answer a client's start-up
-// (with TLS when it has a certificate), ask for the password in a weak
-// form and record any password message the client sends back. Whoever
-// runs such a server learns the password (cleartext) or a hash that logs
-// in to any server where the password is stored as MD5.
-type PGPasswordThief struct {
-	Host string
-	Port int
-
-	ask  PGAuthRequest
-	tls  *tls.Config
-	mu   sync.Mutex
-	got  [][]byte
-	done chan struct{} // closed when the first connection was handled
-	once sync.Once
-}
-
-// NewPGPasswordThief starts a thief that asks for ask; tlsCfg may be nil
-// (it then refuses TLS, as a plaintext-only server does).
-func NewPGPasswordThief(t testing.TB, ask PGAuthRequest, tlsCfg *tls.Config) *PGPasswordThief {
-	t.Helper()
-	l := ListenLocal(t)
-	p := &PGPasswordThief{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, ask: ask, tls: tlsCfg, done: make(chan struct{})}
+	l := ListenLoopback(t)
+	var mu sync.Mutex
+	var conns []net.Conn
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			go func() {
-				p.serve(c)
-				p.once.Do(func() { close(p.done) })
-			}()
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
 		}
 	}()
-	return p
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	return l.Addr().(*net.TCPAddr).Port
 }
 
-// Passwords waits until the first client connection has been handled and
-// returns every password message received so far.
-func (p *PGPasswordThief) Passwords(t testing.TB) [][]byte {
+// AttackerPG is test equipment that plays an attacker's PostgreSQL server
+// on 127.0.0.1: it records every connection attempt made to it (the TLS
+// request, the startup's user and database, any cleartext password) and
+// what it learns. For the users whose passwords it knows (the attacker wrote
+// them into a secret) it completes SCRAM-SHA-256 and accepts the login, so
+// that a function that "proves" a user's control at a server the secret
+// chose is not stopped by a refused login (a wrong password is refused,
+// as a real server would); every other user is asked for a
+// cleartext password, which it records, and refused. It answers no query.
+// It refuses TLS: a client that insists on TLS never sends it a startup.
+type AttackerPG struct {
+	Port int
+	// Known are the users whose logins it accepts, with their passwords.
+	Known map[string]string
+
+	mu       sync.Mutex
+	attempts []Attempt
+}
+
+// Attempt is one connection to an AttackerPG.
+type Attempt struct {
+	SSLRequested bool
+	User         string // from the startup message; empty when none came
+	Database     string
+	Password     string // a cleartext password the client sent
+	LoggedIn     bool
+}
+
+// NewAttackerPG starts an AttackerPG that knows the users of known.
+func NewAttackerPG(t testing.TB, known map[string]string) *AttackerPG {
 	t.Helper()
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the password thief saw no connection end (a hang guard, not a timing check)")
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.got
+	l := ListenLoopback(t)
+	a := &AttackerPG{Port: l.Addr().(*net.TCPAddr).Port, Known: known}
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go a.serve(c)
+		}
+	}()
+	return a
 }
 
-func (p *PGPasswordThief) serve(c net.Conn) {
-	defer func() { c.Close() }()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	// Start-up packets: SSLRequest and GSSENCRequest come first, then the
-	// StartupMessage.
-	for {
-		body, err := readStartupPacket(c)
+// Attempts returns the connections made so far.
+func (a *AttackerPG) Attempts() []Attempt {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return append([]Attempt(nil), a.attempts...)
+}
+
+// Saw reports whether any connection carried user's name or the password.
+func (a *AttackerPG) Saw(user, password string) bool {
+	for _, at := range a.Attempts() {
+		if at.User == user || (password != "" && at.Password == password) {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *AttackerPG) serve(c net.Conn) {
+	defer c.Close()
+	// Each fact is recorded the moment it is learnt: a client may give up
+	// (and a test look) before this connection ends.
+	a.mu.Lock()
+	i := len(a.attempts)
+	a.attempts = append(a.attempts, Attempt{})
+	a.mu.Unlock()
+	var at Attempt
+	record := func() {
+		a.mu.Lock()
+		a.attempts[i] = at
+		a.mu.Unlock()
+	}
+	r := bufio.NewReader(c)
+	var params map[string]string
+	for params == nil {
+		body, err := readStartup(r)
 		if err != nil {
 			return
 		}
-		if len(body) < 4 {
-			return
-		}
-		switch binary.BigEndian.Uint32(body) {
-		case 80877103: // SSLRequest
-			if p.tls == nil {
-				if _, err := c.Write([]byte{'N'}); err != nil {
-					return
-				}
-				continue
-			}
-			if _, err := c.Write([]byte{'S'}); err != nil {
-				return
-			}
-			tc := tls.Server(c, p.tls)
-			if err := tc.Handshake(); err != nil {
-				return
-			}
-			c = tc
-			continue
-		case 80877104: // GSSENCRequest
+		switch code := binary.BigEndian.Uint32(body); code {
+		case 80877103, 80877104: // SSLRequest, GSSENCRequest: refused
+			at.SSLRequested = at.SSLRequested || code == 80877103
+			record()
 			if _, err := c.Write([]byte{'N'}); err != nil {
 				return
 			}
-			continue
+		case 196608: // protocol 3.0
+			params = map[string]string{}
+			kv := strings.Split(string(body[4:]), "\x00")
+			for i := 0; i+1 < len(kv); i += 2 {
+				params[kv[i]] = kv[i+1]
+			}
+		default:
+			return
 		}
-		break // the StartupMessage
 	}
-	req := []byte{'R', 0, 0, 0, 8, 0, 0, 0, byte(p.ask)}
-	if p.ask == PGAskMD5 {
-		req = []byte{'R', 0, 0, 0, 12, 0, 0, 0, byte(p.ask), 's', 'a', 'l', 't'}
-	}
-	if _, err := c.Write(req); err != nil {
+	at.User, at.Database = params["user"], params["database"]
+	record()
+	if pw, ok := a.Known[at.User]; ok {
+		if err := scramServer(c, r, pw); err != nil {
+			return
+		}
+		at.LoggedIn = true
+		record()
+		writeMsg(c, 'R', be32(0))     // AuthenticationOk
+		writeMsg(c, 'Z', []byte{'I'}) // ReadyForQuery
+		answerNothing(c, r)
 		return
 	}
-	typ, body, err := readMessage(c)
-	if err != nil {
-		return // the client hung up: nothing learned
+	writeMsg(c, 'R', be32(3)) // AuthenticationCleartextPassword
+	typ, body, err := readMsg(r)
+	if err != nil || typ != 'p' {
+		return
 	}
-	if typ == 'p' {
-		p.mu.Lock()
-		p.got = append(p.got, body)
-		p.mu.Unlock()
-	}
-	// Refuse the login, as a server would after harvesting the password.
-	msg := "SFATAL\x00C28P01\x00Mpassword authentication failed\x00\x00"
-	out := append([]byte{'E', 0, 0, 0, 0}, msg...)
-	binary.BigEndian.PutUint32(out[1:], uint32(len(out)-1))
-	_, _ = c.Write(out)
+	at.Password = strings.TrimSuffix(string(body), "\x00")
+	record()
+	writeError(c, "28P01", "password authentication failed for user \""+at.User+"\"")
 }
 
-func readStartupPacket(r io.Reader) ([]byte, error) {
+// answerNothing fails every query until the client leaves.
+func answerNothing(c net.Conn, r *bufio.Reader) {
+	failed := false
+	for {
+		typ, _, err := readMsg(r)
+		if err != nil || typ == 'X' {
+			return
+		}
+		switch typ {
+		case 'Q':
+			writeError(c, "42501", "attacker's server answers no query")
+			writeMsg(c, 'Z', []byte{'I'})
+		case 'S':
+			if !failed {
+				writeError(c, "42501", "attacker's server answers no query")
+			}
+			writeMsg(c, 'Z', []byte{'I'})
+			failed = false
+		default:
+			if !failed {
+				writeError(c, "42501", "attacker's server answers no query")
+				failed = true
+			}
+		}
+	}
+}
+
+// scramServer runs the server side of SCRAM-SHA-256 (RFC 5802, 7677) for a
+// user whose password it knows, so that the client's check of the server
+// signature passes.
+func scramServer(c net.Conn, r *bufio.Reader, password string) error {
+	writeMsg(c, 'R', append(be32(10), []byte("SCRAM-SHA-256\x00\x00")...))
+	typ, body, err := readMsg(r)
+	if err != nil || typ != 'p' {
+		return errors.New("no SASLInitialResponse")
+	}
+	i := strings.IndexByte(string(body), 0)
+	if i < 0 || len(body) < i+5 {
+		return errors.New("bad SASLInitialResponse")
+	}
+	clientFirst := string(body[i+5:])
+	parts := strings.SplitN(clientFirst, ",", 3) // gs2 flag, authzid, bare
+	if len(parts) != 3 {
+		return errors.New("bad client-first-message")
+	}
+	bare := parts[2]
+	var cnonce string
+	for _, f := range strings.Split(bare, ",") {
+		if v, ok := strings.CutPrefix(f, "r="); ok {
+			cnonce = v
+		}
+	}
+	salt := make([]byte, 16)
+	snonce := make([]byte, 18)
+	rand.Read(salt)
+	rand.Read(snonce)
+	serverFirst := "r=" + cnonce + base64.StdEncoding.EncodeToString(snonce) + ",s=" + base64.StdEncoding.EncodeToString(salt) + ",i=4096"
+	writeMsg(c, 'R', append(be32(11), []byte(serverFirst)...))
+	typ, body, err = readMsg(r)
+	if err != nil || typ != 'p' {
+		return errors.New("no SASLResponse")
+	}
+	clientFinal := string(body)
+	j := strings.LastIndex(clientFinal, ",p=")
+	if j < 0 {
+		return errors.New("bad client-final-message")
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, 4096, 32)
+	if err != nil {
+		return err
+	}
+	mac := func(key []byte, msg string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
+	authMessage := bare + "," + serverFirst + "," + clientFinal[:j]
+	// The client's proof must match the password, as on a real server: a
+	// wrong password is refused.
+	clientKey := mac(salted, "Client Key")
+	stored := sha256.Sum256(clientKey)
+	want := mac(stored[:], authMessage)
+	for k := range want {
+		want[k] ^= clientKey[k]
+	}
+	proof, err := base64.StdEncoding.DecodeString(clientFinal[j+3:])
+	if err != nil || !hmac.Equal(proof, want) {
+		writeError(c, "28P01", "password authentication failed")
+		return errors.New("wrong password")
+	}
+	sig := mac(mac(salted, "Server Key"), authMessage)
+	writeMsg(c, 'R', append(be32(12), []byte("v="+base64.StdEncoding.EncodeToString(sig))...))
+	return nil
+}
+
+// readStartup reads a start-up packet (SSLRequest, StartupMessage, ...):
+// a length, then the body.
+func readStartup(r io.Reader) ([]byte, error) {
 	var n [4]byte
 	if _, err := io.ReadFull(r, n[:]); err != nil {
 		return nil, err
 	}
-	size := int(binary.BigEndian.Uint32(n[:]))
-	if size < 8 || size > 10000 {
-		return nil, fmt.Errorf("start-up packet of %d bytes", size)
+	l := binary.BigEndian.Uint32(n[:])
+	if l < 8 || l > 10000 {
+		return nil, errors.New("bad startup length")
 	}
-	body := make([]byte, size-4)
+	body := make([]byte, l-4)
 	_, err := io.ReadFull(r, body)
 	return body, err
 }
 
-func readMessage(r io.Reader) (byte, []byte, error) {
+// readMsg reads a message: a type byte, a length, then the body.
+func readMsg(r io.Reader) (byte, []byte, error) {
 	var h [5]byte
 	if _, err := io.ReadFull(r, h[:]); err != nil {
 		return 0, nil, err
 	}
-	size := int(binary.BigEndian.Uint32(h[1:]))
-	if size < 4 || size > 10000 {
+	typ := h[0]
+	l := binary.BigEndian.Uint32(h[1:])
+	if l < 4 || l > 1<<20 {
 		return 0, nil, errors.New("bad message length")
 	}
-	body := make([]byte, size-4)
+	body := make([]byte, l-4)
 	_, err := io.ReadFull(r, body)
-	return h[0], body, err
+	return typ, body, err
 }
 
-// MyPasswordThief is attacker equipment: a server on 127.0.0.1 that speaks
-// just enough of the MySQL protocol (no TLS) to greet a client, switch the
-// authentication to plugin (mysql_clear_password asks for the password
-// itself) and record every byte the client sends after its greeting.
-type MyPasswordThief struct {
-	Host string
-	Port int
-
-	plugin string
-	mu     sync.Mutex
-	got    []byte
-	conns  int
-	done   chan struct{}
-	once   sync.Once
+func writeMsg(c net.Conn, typ byte, body []byte) {
+	msg := append([]byte{typ}, be32(uint32(len(body)+4))...)
+	c.Write(append(msg, body...))
 }
 
-// NewMyPasswordThief starts a thief that asks for plugin.
-func NewMyPasswordThief(t testing.TB, plugin string) *MyPasswordThief {
-	t.Helper()
-	l := ListenLocal(t)
-	m := &MyPasswordThief{Host: "127.0.0.1", Port: l.Addr().(*net.TCPAddr).Port, plugin: plugin, done: make(chan struct{})}
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				m.serve(c)
-				m.once.Do(func() { close(m.done) })
-			}()
-		}
-	}()
-	return m
+func writeError(c net.Conn, code, text string) {
+	writeMsg(c, 'E', []byte("SFATAL\x00VFATAL\x00C"+code+"\x00M"+text+"\x00\x00"))
 }
 
-// Received waits until the first client connection has been handled and
-// returns what the client sent after answering the greeting.
-func (m *MyPasswordThief) Received(t testing.TB) []byte {
-	t.Helper()
-	select {
-	case <-m.done:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the password thief saw no connection end (a hang guard, not a timing check)")
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.got
-}
-
-// Connections is the number of connections accepted so far.
-func (m *MyPasswordThief) Connections() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.conns
-}
-
-func (m *MyPasswordThief) serve(c net.Conn) {
-	defer c.Close()
-	m.mu.Lock()
-	m.conns++
-	m.mu.Unlock()
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
-	scramble := []byte("0123456789abcdefghij")
-	// HandshakeV10: protocol 10, version, thread id, scramble part 1,
-	// capabilities (LONG_PASSWORD|PROTOCOL_41|SECURE_CONNECTION|
-	// PLUGIN_AUTH), charset, status, scramble length, scramble part 2,
-	// plugin name.
-	const caps = 0x1 | 0x200 | 0x8000 | 0x80000
-	g := []byte{10}
-	g = append(g, "8.0.36-attacker\x00"...)
-	g = append(g, 1, 0, 0, 0)
-	g = append(g, scramble[:8]...)
-	g = append(g, 0)
-	g = binary.LittleEndian.AppendUint16(g, caps&0xffff)
-	g = append(g, 33, 2, 0)
-	g = binary.LittleEndian.AppendUint16(g, caps>>16)
-	g = append(g, 21)
-	g = append(g, make([]byte, 10)...)
-	g = append(g, scramble[8:]...)
-	g = append(g, 0)
-	g = append(g, "mysql_native_password\x00"...)
-	if err := writeMyPacket(c, 0, g); err != nil {
-		return
-	}
-	if _, err := readMyPacket(c); err != nil { // the client's greeting
-		return
-	}
-	sw := append([]byte{0xfe}, m.plugin+"\x00"...)
-	sw = append(sw, scramble...)
-	sw = append(sw, 0)
-	if err := writeMyPacket(c, 2, sw); err != nil {
-		return
-	}
-	rest, _ := io.ReadAll(c)
-	m.mu.Lock()
-	m.got = append(m.got, rest...)
-	m.mu.Unlock()
-}
-
-func writeMyPacket(w io.Writer, seq byte, payload []byte) error {
-	h := []byte{byte(len(payload)), byte(len(payload) >> 8), byte(len(payload) >> 16), seq}
-	_, err := w.Write(append(h, payload...))
-	return err
-}
-
-func readMyPacket(r io.Reader) ([]byte, error) {
-	var h [4]byte
-	if _, err := io.ReadFull(r, h[:]); err != nil {
-		return nil, err
-	}
-	body := make([]byte, int(h[0])|int(h[1])<<8|int(h[2])<<16)
-	_, err := io.ReadFull(r, body)
-	return body, err
-}
+func be32(v uint32) []byte { return binary.BigEndian.AppendUint32(nil, v) }

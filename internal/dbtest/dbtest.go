@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
+	"github.com/secrets-rotation/secrets-rotation/internal/dbtarget"
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/rotation"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
@@ -44,6 +45,16 @@ func Settings(t testing.TB) map[string]string {
 		}
 	}
 	return m
+}
+
+// TargetConfig is the configuration of an empty environment, except that
+// the test CA is the function's DB_CA_BUNDLE: the tests' secrets name no
+// ca_bundle, as a deployment's should not.
+func TargetConfig(t testing.TB) dbtarget.Config {
+	t.Helper()
+	cfg := dbtarget.DefaultConfig()
+	cfg.CABundle = Settings(t)["DB_CA_FILE"]
+	return cfg
 }
 
 // Name returns a fresh lower-case name with prefix, for users and secrets
@@ -138,10 +149,15 @@ func (h *Harness) Open(arn string) string {
 // Step runs one step of the rotation token through e (the harness's engine
 // when nil).
 func (h *Harness) Step(e *rotation.Engine, step, arn, token string) error {
+	return h.StepContext(context.Background(), e, step, arn, token)
+}
+
+// StepContext is Step under ctx (a deadline, as Lambda gives one).
+func (h *Harness) StepContext(ctx context.Context, e *rotation.Engine, step, arn, token string) error {
 	if e == nil {
 		e = h.Engine
 	}
-	return e.Handle(context.Background(), events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token})
+	return e.Handle(ctx, events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token})
 }
 
 // Current returns the parsed AWSCURRENT value.

@@ -65,15 +65,14 @@ func MyUser(t testing.TB, prefix string) (name, password string) {
 	return name, password
 }
 
-// MySecret is the secret of user at the test server, TLS verified with the
-// test CA given as ca_bundle.
+// MySecret is the secret of user at the test server. TLS is verified with
+// the test CA that TargetConfig trusts (DB_CA_BUNDLE).
 func MySecret(t testing.TB, user, password string, extra map[string]any) map[string]any {
 	t.Helper()
 	s := Settings(t)
 	port, _ := strconv.Atoi(s["MYSQL_PORT"])
 	m := map[string]any{
 		"engine": "mariadb", "host": s["MYSQL_HOST"], "port": port, "username": user, "password": password,
-		"ca_bundle": s["MYSQL_CA_FILE"],
 	}
 	return withExtra(m, extra)
 }

@@ -64,15 +64,15 @@ func PGUser(t testing.TB, prefix string, attrs string) (name, password string) {
 	return name, password
 }
 
-// PGSecret is the secret of user at the test server, TLS verified with the
-// test CA given as ca_bundle.
+// PGSecret is the secret of user at the test server. TLS is verified with
+// the test CA that TargetConfig trusts (DB_CA_BUNDLE).
 func PGSecret(t testing.TB, user, password string, extra map[string]any) map[string]any {
 	t.Helper()
 	s := Settings(t)
 	port, _ := strconv.Atoi(s["PG_PORT"])
 	m := map[string]any{
 		"engine": "postgres", "host": s["PG_HOST"], "port": port, "username": user, "password": password,
-		"dbname": "postgres", "ca_bundle": s["PG_CA_FILE"],
+		"dbname": "postgres",
 	}
 	return withExtra(m, extra)
 }

@@ -18,10 +18,10 @@ import (
 // crashSpec describes MariaDB to the shared crash tests of dbtest; with
 // alternating, the secret names a master secret whose user may create
 // users and grant what the application user has.
-func crashSpec(alternating bool) dbtest.CrashSpec {
+func crashSpec(t testing.TB, alternating bool) dbtest.CrashSpec {
 	return dbtest.CrashSpec{
 		NewTarget: func(cfg aws.Config) rotation.Target {
-			return dbtarget.New(dbtarget.DefaultConfig(), mysql.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
+			return dbtarget.New(dbtest.TargetConfig(t), mysql.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
 		},
 		NewSecret: func(t *testing.T, em *localrun.Emulator) string {
 			user, pw := dbtest.MyUser(t, "crash")
@@ -42,18 +42,18 @@ func crashSpec(alternating bool) dbtest.CrashSpec {
 	}
 }
 
-func TestCrashesSingleUser(t *testing.T)       { dbtest.Crashes(t, crashSpec(false)) }
-func TestCrashesAlternatingUsers(t *testing.T) { dbtest.Crashes(t, crashSpec(true)) }
+func TestCrashesSingleUser(t *testing.T)       { dbtest.Crashes(t, crashSpec(t, false)) }
+func TestCrashesAlternatingUsers(t *testing.T) { dbtest.Crashes(t, crashSpec(t, true)) }
 func TestCrashAtEveryCallSingleUser(t *testing.T) {
-	dbtest.CrashAtEveryCall(t, crashSpec(false))
+	dbtest.CrashAtEveryCall(t, crashSpec(t, false))
 }
 func TestCrashAtEveryCallAlternatingUsers(t *testing.T) {
-	dbtest.CrashAtEveryCall(t, crashSpec(true))
+	dbtest.CrashAtEveryCall(t, crashSpec(t, true))
 }
 func TestAbandonedAfterSetSecretSingleUser(t *testing.T) {
-	dbtest.AbandonedAfterSetSecret(t, crashSpec(false))
+	dbtest.AbandonedAfterSetSecret(t, crashSpec(t, false))
 }
 func TestAbandonedAfterSetSecretAlternatingUsers(t *testing.T) {
-	dbtest.AbandonedAfterSetSecret(t, crashSpec(true))
+	dbtest.AbandonedAfterSetSecret(t, crashSpec(t, true))
 }
-func TestOtherVersionsChecked(t *testing.T) { dbtest.OtherVersionsChecked(t, crashSpec(false)) }
+func TestOtherVersionsChecked(t *testing.T) { dbtest.OtherVersionsChecked(t, crashSpec(t, false)) }

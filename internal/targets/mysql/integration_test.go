@@ -20,7 +20,7 @@ import (
 
 func newTarget(t testing.TB) *dbtarget.Target {
 	cfg := testbed.AWSConfig(t)
-	return dbtarget.New(dbtarget.DefaultConfig(), mysql.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
+	return dbtarget.New(dbtest.TargetConfig(t), mysql.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
 }
 
 func login(t testing.TB, s *dbsecret.Secret) error {
@@ -141,18 +141,24 @@ func TestBadInputChangesNothing(t *testing.T) {
 		current map[string]any
 		want    string
 		is      error
+		noCA    bool // the function does not trust the test CA
 	}{
 		{name: "unreachable", current: map[string]any{"port": 1}, want: "cannot reach", is: dbsecret.ErrCannotReach},
 		{name: "wrong password", current: map[string]any{"password": "not-the-password"}, want: "with AWSCURRENT or AWSPREVIOUS", is: dbsecret.ErrCannotLogIn},
 		{name: "no host", current: map[string]any{"host": nil}, want: `"host" is missing`},
 		{name: "ssl mistyped", current: map[string]any{"ssl": "maybe"}, want: `"ssl" must be true or false`},
 		{name: "other engine", current: map[string]any{"engine": "postgres"}, want: `engine "postgres" is not served`},
-		{name: "no CA", current: map[string]any{"ca_bundle": nil}, want: "certificate", is: dbsecret.ErrCannotReach},
+		{name: "no CA", noCA: true, want: "certificate", is: dbsecret.ErrCannotReach},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			user, pw := dbtest.MyUser(t, "app")
-			h := dbtest.NewHarness(t, newTarget(t))
+			tgt := newTarget(t)
+			if c.noCA {
+				cfg := testbed.AWSConfig(t)
+				tgt = dbtarget.New(dbtarget.DefaultConfig(), mysql.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
+			}
+			h := dbtest.NewHarness(t, tgt)
 			value := dbtest.SecretJSON(t, dbtest.MySecret(t, user, pw, c.current))
 			arn := testbed.CreateSecret(t, h.Em, value)
 			token := h.Open(arn)

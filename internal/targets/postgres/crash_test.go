@@ -18,10 +18,10 @@ import (
 
 // crashSpec describes PostgreSQL to the shared crash tests of dbtest; with
 // alternating, the secret names a master secret (a CREATEROLE role).
-func crashSpec(alternating bool) dbtest.CrashSpec {
+func crashSpec(t testing.TB, alternating bool) dbtest.CrashSpec {
 	return dbtest.CrashSpec{
 		NewTarget: func(cfg aws.Config) rotation.Target {
-			return dbtarget.New(dbtarget.DefaultConfig(), postgres.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
+			return dbtarget.New(dbtest.TargetConfig(t), postgres.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
 		},
 		NewSecret: func(t *testing.T, em *localrun.Emulator) string {
 			user, pw := dbtest.PGUser(t, "crash", "")
@@ -39,16 +39,16 @@ func crashSpec(alternating bool) dbtest.CrashSpec {
 	}
 }
 
-func TestCrashesSingleUser(t *testing.T)          { dbtest.Crashes(t, crashSpec(false)) }
-func TestCrashesAlternatingUsers(t *testing.T)    { dbtest.Crashes(t, crashSpec(true)) }
-func TestCrashAtEveryCallSingleUser(t *testing.T) { dbtest.CrashAtEveryCall(t, crashSpec(false)) }
+func TestCrashesSingleUser(t *testing.T)          { dbtest.Crashes(t, crashSpec(t, false)) }
+func TestCrashesAlternatingUsers(t *testing.T)    { dbtest.Crashes(t, crashSpec(t, true)) }
+func TestCrashAtEveryCallSingleUser(t *testing.T) { dbtest.CrashAtEveryCall(t, crashSpec(t, false)) }
 func TestCrashAtEveryCallAlternatingUsers(t *testing.T) {
-	dbtest.CrashAtEveryCall(t, crashSpec(true))
+	dbtest.CrashAtEveryCall(t, crashSpec(t, true))
 }
 func TestAbandonedAfterSetSecretSingleUser(t *testing.T) {
-	dbtest.AbandonedAfterSetSecret(t, crashSpec(false))
+	dbtest.AbandonedAfterSetSecret(t, crashSpec(t, false))
 }
 func TestAbandonedAfterSetSecretAlternatingUsers(t *testing.T) {
-	dbtest.AbandonedAfterSetSecret(t, crashSpec(true))
+	dbtest.AbandonedAfterSetSecret(t, crashSpec(t, true))
 }
-func TestOtherVersionsChecked(t *testing.T) { dbtest.OtherVersionsChecked(t, crashSpec(false)) }
+func TestOtherVersionsChecked(t *testing.T) { dbtest.OtherVersionsChecked(t, crashSpec(t, false)) }

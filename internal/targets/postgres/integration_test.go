@@ -20,7 +20,7 @@ import (
 
 func newTarget(t testing.TB) *dbtarget.Target {
 	cfg := testbed.AWSConfig(t)
-	return dbtarget.New(dbtarget.DefaultConfig(), postgres.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
+	return dbtarget.New(dbtest.TargetConfig(t), postgres.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg))
 }
 
 // login reports how logging in with s ends: nil, or an error that wraps
@@ -113,8 +113,10 @@ func TestSetAndTestConvergeWhenRunTwice(t *testing.T) {
 // plaintext; without the test CA, verification fails and nothing falls back.
 func TestTLSVerifiedAndPlaintextOnlyWhenAsked(t *testing.T) {
 	user, pw := dbtest.PGUser(t, "app", "")
-	h := dbtest.NewHarness(t, newTarget(t))
-	arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, dbtest.PGSecret(t, user, pw, map[string]any{"ca_bundle": nil})))
+	// A function that does not trust the test CA.
+	cfg := testbed.AWSConfig(t)
+	h := dbtest.NewHarness(t, dbtarget.New(dbtarget.DefaultConfig(), postgres.Driver{}, secretsmanager.NewFromConfig(cfg), rds.NewFromConfig(cfg)))
+	arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, dbtest.PGSecret(t, user, pw, nil)))
 	_, err := h.Rotate(arn)
 	if !errors.Is(err, dbsecret.ErrCannotReach) || !strings.Contains(err.Error(), "certificate") {
 		t.Fatalf("rotation without the CA: want a certificate error, got %v", err)
@@ -124,7 +126,7 @@ func TestTLSVerifiedAndPlaintextOnlyWhenAsked(t *testing.T) {
 	}
 	mustLogIn(t, "untouched password", &dbsecret.Secret{Username: user, Password: pw})
 
-	arn2 := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, dbtest.PGSecret(t, user, pw, map[string]any{"ca_bundle": nil, "ssl": false})))
+	arn2 := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, dbtest.PGSecret(t, user, pw, map[string]any{"ssl": false})))
 	if _, err := h.Rotate(arn2); err != nil {
 		t.Fatalf("rotation with ssl false: %v", err)
 	}
