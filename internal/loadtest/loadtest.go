@@ -26,6 +26,30 @@ type Credentials struct {
 	User, Password string
 }
 
+// JSON is the secret value that holds c, in the fields of the AWS
+// documentation ("username", "password").
+func (c Credentials) JSON() string {
+	b, _ := json.Marshal(map[string]string{"username": c.User, "password": c.Password})
+	return string(b)
+}
+
+// PutAPI is the call StoreCurrent makes.
+type PutAPI interface {
+	PutSecretValue(context.Context, *secretsmanager.PutSecretValueInput, ...func(*secretsmanager.Options)) (*secretsmanager.PutSecretValueOutput, error)
+}
+
+// StoreCurrent stores c as the secret's new AWSCURRENT, which is what the
+// clients see when a rotation's finishSecret moves the label.
+func StoreCurrent(ctx context.Context, api PutAPI, arn string, c Credentials) error {
+	_, err := api.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{
+		SecretId: aws.String(arn), SecretString: aws.String(c.JSON()), VersionStages: []string{"AWSCURRENT"},
+	})
+	if err != nil {
+		return fmt.Errorf("store the credentials of %s in %s: %w", c.User, arn, err)
+	}
+	return nil
+}
+
 // ReadFunc reads the credentials clients should use now.
 type ReadFunc func(ctx context.Context) (Credentials, error)
 

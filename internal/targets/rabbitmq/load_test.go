@@ -2,37 +2,13 @@ package rabbitmq_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/secrets-rotation/secrets-rotation/internal/loadtest"
-	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/rabbitmq/rabbitmqtest"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
-
-func secretValue(t *testing.T, user, pw string) string {
-	t.Helper()
-	b, err := json.Marshal(map[string]string{"username": user, "password": pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// store makes value the secret's AWSCURRENT, as finishSecret would.
-func store(t *testing.T, em *localrun.Emulator, arn, value string) {
-	t.Helper()
-	if _, err := em.SM.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
-		SecretId: aws.String(arn), SecretString: aws.String(value), VersionStages: []string{"AWSCURRENT"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestLoadSeesAlternatingUsersAsZeroDowntime is the groundwork of the
 // zero-downtime measure: AMQP clients log in with the secret's AWSCURRENT
@@ -52,7 +28,7 @@ func TestLoadSeesAlternatingUsersAsZeroDowntime(t *testing.T) {
 	p1, p2, p3, p4 := rabbitmqtest.Password(), rabbitmqtest.Password(), rabbitmqtest.Password(), rabbitmqtest.Password()
 	s.CreateUser(t, user, p1)
 	t.Cleanup(func() { s.DeleteUser(t, clone) })
-	arn := testbed.CreateSecret(t, em, secretValue(t, user, p1))
+	arn := testbed.CreateSecret(t, em, loadtest.Credentials{User: user, Password: p1}.JSON())
 	pause := func() { time.Sleep(500 * time.Millisecond) } // clients keep logging in meanwhile
 	read := loadtest.FromSecret(em.SM, arn, "AWSCURRENT")
 
@@ -66,7 +42,9 @@ func TestLoadSeesAlternatingUsersAsZeroDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	pause()
-	store(t, em, arn, secretValue(t, clone, p2))
+	if err := loadtest.StoreCurrent(ctx, em.SM, arn, loadtest.Credentials{User: clone, Password: p2}); err != nil {
+		t.Fatal(err)
+	}
 	pause()
 	if err := admin.SetPassword(ctx, user, p3); err != nil { // the next rotation's idle user
 		t.Fatal(err)

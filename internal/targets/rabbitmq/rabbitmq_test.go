@@ -6,7 +6,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -16,6 +15,7 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/rabbitmq"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/rabbitmq/rabbitmqtest"
+	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
 
 func TestPasswordHashShape(t *testing.T) {
@@ -55,17 +55,6 @@ func TestHasPasswordMatchesTheBrokersHashing(t *testing.T) {
 	}
 }
 
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
-}
-
 func TestConnectClassifiesFailures(t *testing.T) {
 	s := rabbitmqtest.Settings(t)
 	ctx := context.Background()
@@ -93,7 +82,7 @@ func TestConnectClassifiesFailures(t *testing.T) {
 		{"wrong password", ep, s.AdminUser, "wrong-" + s.AdminPassword, dbsecret.ErrCannotLogIn},
 		{"unknown user", ep, rabbitmqtest.Name("nobody_"), pw, dbsecret.ErrCannotLogIn},
 		{"not an administrator", ep, monitor, pw, rabbitmq.ErrNotAdministrator},
-		{"nothing listens", withTLS(ep, func(e *rabbitmq.Endpoint) { e.APIPort = freePort(t) }), s.AdminUser, s.AdminPassword, dbsecret.ErrCannotReach},
+		{"nothing listens", withTLS(ep, func(e *rabbitmq.Endpoint) { e.APIPort = testbed.FreeLoopbackPort(t) }), s.AdminUser, s.AdminPassword, dbsecret.ErrCannotReach},
 		{"certificate from an unknown CA", withTLS(ep, func(e *rabbitmq.Endpoint) { e.TLS = unknownCA }), s.AdminUser, s.AdminPassword, dbsecret.ErrCannotReach},
 	}
 	for _, tc := range cases {
@@ -152,7 +141,7 @@ func TestProbeClassifiesFailures(t *testing.T) {
 		{"unknown user", ep, rabbitmqtest.Name("nobody_"), pw, dbsecret.ErrCannotLogIn, 1},
 		{"no access to the vhost", ep, noVHost, pw, dbsecret.ErrCannotLogIn, 0},
 		{"vhost that does not exist", mod(func(e *rabbitmq.Endpoint) { e.VHost = rabbitmqtest.Name("vh_") }), user, pw, dbsecret.ErrCannotLogIn, 0},
-		{"nothing listens", mod(func(e *rabbitmq.Endpoint) { e.AMQPPort = freePort(t) }), user, pw, dbsecret.ErrCannotReach, 0},
+		{"nothing listens", mod(func(e *rabbitmq.Endpoint) { e.AMQPPort = testbed.FreeLoopbackPort(t) }), user, pw, dbsecret.ErrCannotReach, 0},
 		{"certificate from an unknown CA", mod(func(e *rabbitmq.Endpoint) { e.TLS = unknownCA }), user, pw, dbsecret.ErrCannotReach, 0},
 		{"certificate for another name", mod(func(e *rabbitmq.Endpoint) { e.TLS = wrongName }), user, pw, dbsecret.ErrCannotReach, 0},
 		{"plaintext to the TLS listener", mod(func(e *rabbitmq.Endpoint) { e.TLS = nil; e.Timeout = 3 * time.Second }), user, pw, dbsecret.ErrCannotReach, 0},

@@ -2,37 +2,13 @@ package redis_test
 
 import (
 	"context"
-	"encoding/json"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
-
 	"github.com/secrets-rotation/secrets-rotation/internal/loadtest"
-	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis/redistest"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
-
-func secretValue(t *testing.T, user, pw string) string {
-	t.Helper()
-	b, err := json.Marshal(map[string]string{"username": user, "password": pw})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
-// store makes value the secret's AWSCURRENT, as finishSecret would.
-func store(t *testing.T, em *localrun.Emulator, arn, value string) {
-	t.Helper()
-	if _, err := em.SM.PutSecretValue(context.Background(), &secretsmanager.PutSecretValueInput{
-		SecretId: aws.String(arn), SecretString: aws.String(value), VersionStages: []string{"AWSCURRENT"},
-	}); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestLoadSeesTwoPasswordsAsZeroDowntime is the groundwork of the
 // zero-downtime measure: clients log in with the secret's AWSCURRENT
@@ -48,7 +24,7 @@ func TestLoadSeesTwoPasswordsAsZeroDowntime(t *testing.T) {
 	ctx := context.Background()
 	user, p1, p2, p3 := redistest.Name("load_"), redistest.Password(), redistest.Password(), redistest.Password()
 	s.CreateUser(t, user, p1, "on", "~*", "+@all")
-	arn := testbed.CreateSecret(t, em, secretValue(t, user, p1))
+	arn := testbed.CreateSecret(t, em, loadtest.Credentials{User: user, Password: p1}.JSON())
 	pause := func() { time.Sleep(300 * time.Millisecond) } // clients keep logging in meanwhile
 
 	run, err := loadtest.Start(ctx, loadtest.FromSecret(em.SM, arn, "AWSCURRENT"), redistest.Login(s.Endpoint(t)), loadtest.Options{Clients: 4})
@@ -60,7 +36,9 @@ func TestLoadSeesTwoPasswordsAsZeroDowntime(t *testing.T) {
 		t.Fatal(err)
 	}
 	pause()
-	store(t, em, arn, secretValue(t, user, p2))
+	if err := loadtest.StoreCurrent(ctx, em.SM, arn, loadtest.Credentials{User: user, Password: p2}); err != nil {
+		t.Fatal(err)
+	}
 	pause()
 	if _, err := admin.RemovePasswordsExcept(ctx, user, p2); err != nil {
 		t.Fatal(err)

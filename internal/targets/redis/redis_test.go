@@ -3,7 +3,6 @@ package redis_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis/redistest"
+	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
 
 func TestPasswordHash(t *testing.T) {
@@ -19,18 +19,6 @@ func TestPasswordHash(t *testing.T) {
 	if got := redis.PasswordHash("password"); got != want {
 		t.Fatalf("PasswordHash(password) = %s, want %s", got, want)
 	}
-}
-
-// freePort returns a loopback port nothing listens on.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
-	return port
 }
 
 func TestConnectClassifiesFailures(t *testing.T) {
@@ -71,7 +59,7 @@ func TestConnectClassifiesFailures(t *testing.T) {
 		{"wrong password", ep, user, "wrong-" + pw, dbsecret.ErrCannotLogIn},
 		{"unknown user", ep, redistest.Name("nobody_"), pw, dbsecret.ErrCannotLogIn},
 		{"disabled user", ep, off, pw, dbsecret.ErrCannotLogIn},
-		{"nothing listens", dbsecret.Endpoint{Host: "127.0.0.1", Port: freePort(t), TLS: ep.TLS, Timeout: 2 * time.Second}, user, pw, dbsecret.ErrCannotReach},
+		{"nothing listens", dbsecret.Endpoint{Host: "127.0.0.1", Port: testbed.FreeLoopbackPort(t), TLS: ep.TLS, Timeout: 2 * time.Second}, user, pw, dbsecret.ErrCannotReach},
 		{"certificate from an unknown CA", dbsecret.Endpoint{Host: s.Host, Port: s.TLSPort, TLS: systemRootsOnly, Timeout: 2 * time.Second}, user, pw, dbsecret.ErrCannotReach},
 		{"certificate for another name", dbsecret.Endpoint{Host: s.Host, Port: s.TLSPort, TLS: wrongName, Timeout: 2 * time.Second}, user, pw, dbsecret.ErrCannotReach},
 		{"plaintext to the TLS listener", dbsecret.Endpoint{Host: s.Host, Port: s.TLSPort, Timeout: 2 * time.Second}, user, pw, dbsecret.ErrCannotReach},

@@ -7,8 +7,6 @@ package rabbitmqtest
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -110,18 +108,10 @@ func (s *Server) API(t testing.TB, method string, path []string, body any) []byt
 }
 
 // Name returns a fresh name with prefix.
-func Name(prefix string) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
+func Name(prefix string) string { return testbed.UniqueName(prefix) }
 
 // Password returns a random password.
-func Password() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func Password() string { return testbed.RandomPassword() }
 
 // CreateUser creates a user with password (sent as a hash), tags and full
 // permissions on vhost "/", and deletes it when the test ends.

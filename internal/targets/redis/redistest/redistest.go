@@ -6,9 +6,7 @@ package redistest
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"fmt"
 	"net"
 	"strconv"
@@ -96,18 +94,10 @@ func (s *Server) ClientAt(t testing.TB, ep dbsecret.Endpoint) *goredis.Client {
 }
 
 // Name returns a fresh name with prefix.
-func Name(prefix string) string {
-	var b [4]byte
-	_, _ = rand.Read(b[:])
-	return prefix + hex.EncodeToString(b[:])
-}
+func Name(prefix string) string { return testbed.UniqueName(prefix) }
 
 // Password returns a random password.
-func Password() string {
-	var b [16]byte
-	_, _ = rand.Read(b[:])
-	return hex.EncodeToString(b[:])
-}
+func Password() string { return testbed.RandomPassword() }
 
 // CreateUser creates an ACL user with rules (plus the password's hash) and
 // deletes it when the test ends.
