@@ -222,8 +222,9 @@ func (c *Conn) existing(ctx context.Context, name string) (*User, error) {
 	return u, nil
 }
 
-// setUser runs ACL SETUSER. Its error never repeats the rules, which hold
-// password hashes.
+// setUser runs ACL SETUSER. The server's error names the rule it refused
+// ("Error in ACL SETUSER modifier '#…'"), so password rules are cut out of
+// the error text: no hash ever reaches an error.
 func (c *Conn) setUser(ctx context.Context, name string, rules ...string) error {
 	args := make([]any, 0, len(rules)+3)
 	args = append(args, "ACL", "SETUSER", name)
@@ -231,9 +232,20 @@ func (c *Conn) setUser(ctx context.Context, name string, rules ...string) error 
 		args = append(args, r)
 	}
 	if err := c.conn.Do(ctx, args...).Err(); err != nil {
-		return fmt.Errorf("ACL SETUSER %s at %s as %s: %w", name, c.ep, c.user, err)
+		return fmt.Errorf("ACL SETUSER %s at %s as %s: %s", name, c.ep, c.user, redactPasswordRules(err.Error(), rules))
 	}
 	return nil
+}
+
+// redactPasswordRules replaces in msg every password rule of rules
+// (">password", "<password", "#hash", "!hash").
+func redactPasswordRules(msg string, rules []string) string {
+	for _, r := range rules {
+		if len(r) > 1 && strings.ContainsRune("><#!", rune(r[0])) {
+			msg = strings.ReplaceAll(msg, r, r[:1]+"[redacted]")
+		}
+	}
+	return msg
 }
 
 // HasPassword reports whether password is one of the user's passwords. It
