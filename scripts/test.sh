@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`): start the test bed (AWS API
-# emulator, aws-lambda-rie, PostgreSQL and MariaDB), run every test against
-# it, check the SAM template offline (cfn-lint, sam validate --lint, sam
-# build), stop the test bed again. KEEP_TESTBED=1 leaves it running.
-# EMULATOR=moto selects the fallback emulator. Extra arguments go to go test.
+# emulator, aws-lambda-rie, PostgreSQL and MariaDB, Redis and RabbitMQ),
+# run every test against it, check the SAM template offline (cfn-lint,
+# sam validate --lint, sam build), stop the test bed again. KEEP_TESTBED=1
+# leaves it running. EMULATOR=moto selects the fallback emulator. Extra
+# arguments go to go test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,6 +12,8 @@ started=0
 cleanup() {
 	if [[ -z ${KEEP_TESTBED:-} ]]; then
 		scripts/db.sh down || true
+		scripts/redis.sh down || true
+		scripts/rabbitmq.sh down || true
 		if [[ $started == 1 ]]; then
 			scripts/testbed.sh down || true
 		fi
@@ -23,6 +26,8 @@ if ! scripts/testbed.sh status >/dev/null 2>&1; then
 fi
 scripts/testbed.sh up
 scripts/db.sh up
+scripts/redis.sh up
+scripts/rabbitmq.sh up
 # shellcheck source=/dev/null
 . .testbed/env
 

@@ -1,0 +1,134 @@
+// Package redis holds the pieces of the Redis/Valkey ACL-user rotation that
+// talk to the server: logging in (github.com/redis/go-redis/v9, TLS verified
+// whenever the endpoint carries a TLS configuration), telling a refused
+// login from an unreachable server, and the ACL SETUSER operations a
+// rotation needs. It is a driver beneath the account strategy layer (single
+// user, alternating users, the crash fallback), which it does not contain.
+//
+// Passwords reach the server only as SHA-256 hashes ("#<hex>" rules), never
+// in plaintext, so MONITOR, SLOWLOG and ACL LOG never show one. The one
+// exception is logging in itself (AUTH), which Redis redacts in MONITOR and
+// SLOWLOG.
+//
+// ElastiCache and MemoryDB manage users through their own AWS APIs
+// (ModifyUser, with passwords in the request) and refuse ACL SETUSER on
+// their clusters; no local emulator serves those APIs, so this package
+// serves self-managed Redis 6+ and Valkey only.
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/redis/go-redis/v9/maintnotifications"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
+)
+
+// Conn is a session logged in as one ACL user. The ACL methods need a user
+// allowed to run ACL GETUSER and ACL SETUSER (an admin, in practice +@all or
+// at least +acl).
+type Conn struct {
+	client *goredis.Client
+	conn   *goredis.Conn
+	user   string
+	ep     string
+}
+
+// Connect logs in to the server at ep as user with password (AUTH user
+// password over ep.TLS, or plaintext when ep.TLS is nil) and checks the
+// session with PING. Its errors are *dbsecret.ConnError: ErrCannotLogIn
+// when the server refused the credentials (WRONGPASS, or NOAUTH), else
+// ErrCannotReach (refused connection, timeout, certificate that does not
+// verify).
+//
+// The login is one AUTH command sent by the connection hook, not go-redis's
+// HELLO ... AUTH: when HELLO's authentication fails go-redis retries with
+// AUTH, which would make one refused login count twice in the server's ACL
+// LOG.
+func Connect(ctx context.Context, ep dbsecret.Endpoint, user, password string) (*Conn, error) {
+	opt := &goredis.Options{
+		Addr:                  net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)),
+		TLSConfig:             ep.TLS,
+		Protocol:              2,
+		DisableIdentity:       true, // no CLIENT SETINFO (unknown to Redis < 7.2)
+		MaxRetries:            -1,   // one attempt: a retried login would be a second refusal
+		DialerRetries:         1,    // one dial: a certificate that fails fails again
+		PoolSize:              1,
+		ContextTimeoutEnabled: true,
+		MaintNotificationsConfig: &maintnotifications.Config{
+			Mode: maintnotifications.ModeDisabled,
+		},
+		OnConnect: func(ctx context.Context, cn *goredis.Conn) error {
+			return cn.AuthACL(ctx, user, password).Err()
+		},
+	}
+	if ep.Timeout > 0 {
+		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = ep.Timeout, ep.Timeout, ep.Timeout
+	}
+	client := goredis.NewClient(opt)
+	c := &Conn{client: client, conn: client.Conn(), user: user, ep: ep.String()}
+	if err := c.conn.Ping(ctx).Err(); err != nil && !isNoPerm(err) {
+		c.Close()
+		return nil, classify(err, user, ep)
+	}
+	return c, nil
+}
+
+// Probe logs in as user with password, runs PING and logs out: what a
+// client of the cache does, and what testSecret proves. A user whose ACL
+// does not allow PING still counts as logged in: the server judged the
+// credentials good before it refused the command (that refusal is an ACL
+// LOG entry with reason "command", not "auth").
+func Probe(ctx context.Context, ep dbsecret.Endpoint, user, password string) error {
+	c, err := Connect(ctx, ep, user, password)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
+
+// Close ends the session.
+func (c *Conn) Close() error {
+	c.conn.Close()
+	return c.client.Close()
+}
+
+// Probe runs PING on the session.
+func (c *Conn) Probe(ctx context.Context) error {
+	if err := c.conn.Ping(ctx).Err(); err != nil && !isNoPerm(err) {
+		return fmt.Errorf("ping %s as %s: %w", c.ep, c.user, err)
+	}
+	return nil
+}
+
+// classify wraps a failed login in a *dbsecret.ConnError of the right kind.
+// Redis answers a bad password, an unknown user and a disabled user alike
+// with WRONGPASS; NOAUTH is the answer of a server that wants a password
+// the client did not send.
+func classify(err error, user string, ep dbsecret.Endpoint) error {
+	kind := dbsecret.ErrCannotReach
+	if isAuthError(err) {
+		kind = dbsecret.ErrCannotLogIn
+	}
+	return &dbsecret.ConnError{Kind: kind, User: user, Endpoint: ep.String(), Err: err}
+}
+
+func isAuthError(err error) bool {
+	var rerr goredis.Error
+	if !errors.As(err, &rerr) {
+		return false
+	}
+	msg := rerr.Error()
+	return strings.HasPrefix(msg, "WRONGPASS") || strings.HasPrefix(msg, "NOAUTH")
+}
+
+func isNoPerm(err error) bool {
+	var rerr goredis.Error
+	return errors.As(err, &rerr) && strings.HasPrefix(rerr.Error(), "NOPERM")
+}
