@@ -34,7 +34,7 @@ func MarkSlapdLog(t testing.TB, s Slapd) *SlapdMark {
 }
 
 var (
-	slapdBindRE   = regexp.MustCompile(`conn=(\d+) op=(\d+) BIND dn="([^"]*)"`)
+	slapdBindRE   = regexp.MustCompile(`conn=(\d+) op=(\d+) BIND dn="([^"]*)" method=`)
 	slapdResultRE = regexp.MustCompile(`conn=(\d+) op=(\d+) RESULT tag=97 err=(\d+)`)
 )
 
@@ -61,11 +61,15 @@ func (m *SlapdMark) Read(t testing.TB) SlapdBinds {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		text := readFrom(t, m.s.Log, m.offset)
-		before, _, found := strings.Cut(text, marker)
-		if found {
-			b, pending := parseSlapd(before, strings.ToLower(m.s.AdminDN))
-			if pending == 0 || time.Now().After(deadline) {
+		if i := strings.Index(text, marker); i >= 0 {
+			// slapd logs a RESULT after sending it: the result of a bind
+			// sent before the marker may follow the marker in the log.
+			b, pending := parseSlapd(text, i, strings.ToLower(m.s.AdminDN))
+			if pending == 0 {
 				return b
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("slapd's log %s never showed the result of %d binds", m.s.Log, pending)
 			}
 		} else if time.Now().After(deadline) {
 			t.Fatalf("slapd's log %s never showed the marker %s", m.s.Log, marker)
@@ -80,13 +84,20 @@ func (m *SlapdMark) FailedBinds(t testing.TB) map[string]int { t.Helper(); retur
 // Binds is Read's number of bind requests.
 func (m *SlapdMark) Binds(t testing.TB) int { t.Helper(); return m.Read(t).Binds }
 
-// parseSlapd counts binds and refused binds; pending is the number of
-// binds whose result is not logged yet.
-func parseSlapd(text, admin string) (SlapdBinds, int) {
+// parseSlapd counts the binds logged before offset end and their results
+// (logged anywhere in text); pending is the number of those binds whose
+// result is not logged yet.
+func parseSlapd(text string, end int, admin string) (SlapdBinds, int) {
 	b := SlapdBinds{Failed: map[string]int{}}
 	dns := map[string]string{}
+	pos := 0
 	for _, line := range strings.Split(text, "\n") {
+		before := pos < end
+		pos += len(line) + 1
 		if m := slapdBindRE.FindStringSubmatch(line); m != nil {
+			if !before {
+				continue
+			}
 			dn := strings.ToLower(m[3])
 			if dn != admin {
 				b.Binds++
