@@ -44,63 +44,68 @@ func TestCrashAtEveryCall(t *testing.T) {
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			f := newFixture(t, v.config, v.opts)
-			arn := testbed.CreateSecret(t, f.em, `{"owner":"team-a"}`)
-			f.rotate(arn)
-			f.rotate(arn)
-			var crashedAfter []string
-			for k := 1; ; k++ {
-				prevID := f.field(arn, "AWSPREVIOUS", f.idField)
-				curID := f.field(arn, "AWSCURRENT", f.idField)
-				curKey := f.field(arn, "AWSCURRENT", f.keyField)
-				token := f.open(arn)
-				c := &testbed.Crasher{K: k}
-				crashing := f.engineWith(c.Config(f.awsCfg), provider.WrapTransport(c.Transport))
-				op := ""
-				for _, step := range localrun.Steps {
-					e := crashing
-					if v.cold {
-						e = f.engineWith(c.Config(f.awsCfg), provider.WrapTransport(c.Transport))
-					}
-					if op != "" {
-						e = f.engine()
-					}
-					err := f.invoke(e, step, arn, token)
-					if isCrash(err) && op == "" {
-						op = c.Ops[len(c.Ops)-1]
-						if !f.prov.Valid(curKey) {
-							t.Fatalf("crash after call %d (%s) in %s: the current key no longer works", k, op, step)
-						}
-						err = f.invoke(f.engine(), step, arn, token)
-					}
-					if err != nil {
-						t.Fatalf("crash after call %d (%q): %s: %v", k, op, step, err)
-					}
-				}
-				if err := f.em.CloseRotation(t.Context(), arn, token); err != nil {
-					t.Fatal(err)
-				}
-				newID := f.field(arn, "AWSCURRENT", f.idField)
-				if f.field(arn, "AWSPREVIOUS", f.idField) != curID || newID == curID {
-					t.Fatalf("crash after call %d (%s): the labels did not move", k, op)
-				}
-				f.wantLive(fmt.Sprintf("crash after call %d (%s)", k, op), curID, newID)
-				if !f.prov.Valid(f.field(arn, "AWSCURRENT", f.keyField)) {
-					t.Fatalf("crash after call %d (%s): the new current key does not work", k, op)
-				}
-				if slices.Contains(f.live(), prevID) {
-					t.Fatalf("crash after call %d (%s): the key before AWSPREVIOUS was not revoked", k, op)
-				}
-				if op == "" {
-					break // the rotation made fewer than k calls: every point is done
-				}
-				crashedAfter = append(crashedAfter, op)
-			}
-			t.Logf("%d crash points, 0 orphaned and 0 duplicate keys after each: %s", len(crashedAfter), strings.Join(crashedAfter, ", "))
-			for _, m := range v.must {
-				if !slices.ContainsFunc(crashedAfter, func(op string) bool { return strings.HasPrefix(op, m) }) {
-					t.Errorf("no crash point after %s", m)
-				}
-			}
+			crashEveryCall(t, f, v.cold, v.must)
 		})
+	}
+}
+
+// crashEveryCall runs the crash test on f's provider: see
+// TestCrashAtEveryCall.
+func crashEveryCall(t *testing.T, f *fixture, cold bool, must []string) {
+	arn := f.newSecret(`{"owner":"team-a"}`)
+	f.rotate(arn)
+	f.rotate(arn)
+	var crashedAfter []string
+	for k := 1; ; k++ {
+		prevID := f.field(arn, "AWSPREVIOUS", f.idField)
+		curID := f.field(arn, "AWSCURRENT", f.idField)
+		token := f.open(arn)
+		c := &testbed.Crasher{K: k}
+		crashing := f.engineWith(c.Config(f.awsCfg), provider.WrapTransport(c.Transport))
+		op := ""
+		for _, step := range localrun.Steps {
+			e := crashing
+			if cold {
+				e = f.engineWith(c.Config(f.awsCfg), provider.WrapTransport(c.Transport))
+			}
+			if op != "" {
+				e = f.engine()
+			}
+			err := f.invoke(e, step, arn, token)
+			if isCrash(err) && op == "" {
+				op = c.Ops[len(c.Ops)-1]
+				if !f.keyWorks(arn, "AWSCURRENT") {
+					t.Fatalf("crash after call %d (%s) in %s: the current key no longer works", k, op, step)
+				}
+				err = f.invoke(f.engine(), step, arn, token)
+			}
+			if err != nil {
+				t.Fatalf("crash after call %d (%q): %s: %v", k, op, step, err)
+			}
+		}
+		if err := f.em.CloseRotation(t.Context(), arn, token); err != nil {
+			t.Fatal(err)
+		}
+		newID := f.field(arn, "AWSCURRENT", f.idField)
+		if f.field(arn, "AWSPREVIOUS", f.idField) != curID || newID == curID {
+			t.Fatalf("crash after call %d (%s): the labels did not move", k, op)
+		}
+		f.wantLive(fmt.Sprintf("crash after call %d (%s)", k, op), curID, newID)
+		if !f.keyWorks(arn, "AWSCURRENT") || !f.keyWorks(arn, "AWSPREVIOUS") {
+			t.Fatalf("crash after call %d (%s): the new current key or the previous one does not work", k, op)
+		}
+		if slices.Contains(f.live(), prevID) {
+			t.Fatalf("crash after call %d (%s): the key before AWSPREVIOUS was not revoked", k, op)
+		}
+		if op == "" {
+			break // the rotation made fewer than k calls: every point is done
+		}
+		crashedAfter = append(crashedAfter, op)
+	}
+	t.Logf("%d crash points, 0 orphaned and 0 duplicate keys after each: %s", len(crashedAfter), strings.Join(crashedAfter, ", "))
+	for _, m := range must {
+		if !slices.ContainsFunc(crashedAfter, func(op string) bool { return strings.HasPrefix(op, m) }) {
+			t.Errorf("no crash point after %s", m)
+		}
 	}
 }

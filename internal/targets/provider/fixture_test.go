@@ -55,9 +55,26 @@ type fixture struct {
 	// "account"; fields are the secret's key and id field names.
 	kind              string
 	keyField, idField string
+	// The provider's side, as the checks see it: the ids of the live keys
+	// this test's configuration rotates, whether a key works, and every
+	// credential that must never be logged (keys issued, admin secret).
+	liveIDs func() []string
+	works   func(id, key string) bool
+	secrets func() []string
 
-	mu     sync.Mutex
-	errors []string
+	mu       sync.Mutex
+	errors   []string
+	seenKeys []string // every key field read, for the leak scans
+	arns     []string // the secrets made by newSecret
+}
+
+// newSecret makes a secret for this test.
+func (f *fixture) newSecret(value string) string {
+	arn := testbed.CreateSecret(f.t, f.em, value)
+	f.mu.Lock()
+	f.arns = append(f.arns, arn)
+	f.mu.Unlock()
+	return arn
 }
 
 // newFixture starts a provider and writes the configuration: "saas" (the
@@ -90,6 +107,17 @@ func newFixture(t *testing.T, config string, opts keyprovider.Options) *fixture 
 	default:
 		t.Fatalf("no configuration %q", config)
 	}
+	f.liveIDs = func() []string {
+		var ids []string
+		for _, k := range prov.Keys() {
+			if k.Kind == f.kind {
+				ids = append(ids, k.ID)
+			}
+		}
+		return ids
+	}
+	f.works = func(_, key string) bool { return prov.Valid(key) }
+	f.secrets = func() []string { return append(prov.Issued(), prov.AdminToken) }
 	t.Cleanup(f.scanForLeaks)
 	return f
 }
@@ -161,19 +189,25 @@ func (f *fixture) field(arn, stage, name string) string {
 		f.t.Fatal(err)
 	}
 	s, _ := m[name].(string)
+	if name == f.keyField && s != "" {
+		f.mu.Lock()
+		f.seenKeys = append(f.seenKeys, s)
+		f.mu.Unlock()
+	}
 	return s
 }
 
 // live returns the ids of the provider's live keys (or accounts).
 func (f *fixture) live() []string {
-	var ids []string
-	for _, k := range f.prov.Keys() {
-		if k.Kind == f.kind {
-			ids = append(ids, k.ID)
-		}
-	}
+	ids := f.liveIDs()
 	sort.Strings(ids)
 	return ids
+}
+
+// currentWorks reports whether the key of the version at stage works at
+// the provider.
+func (f *fixture) keyWorks(arn, stage string) bool {
+	return f.works(f.field(arn, stage, f.idField), f.field(arn, stage, f.keyField))
 }
 
 // wantLive fails unless the provider holds exactly ids (empty ones
@@ -199,7 +233,7 @@ func (f *fixture) scanForLeaks() {
 	f.mu.Lock()
 	out += strings.Join(f.errors, "\n")
 	f.mu.Unlock()
-	secrets := append(f.prov.Issued(), f.prov.AdminToken)
+	secrets := f.secrets()
 	for _, s := range secrets {
 		if strings.Contains(out, s) {
 			f.t.Errorf("a key or the admin credential appears in the logs or errors")

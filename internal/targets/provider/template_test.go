@@ -129,3 +129,30 @@ func TestRedact(t *testing.T) {
 		t.Errorf("excerpt of %d bytes", len(long))
 	}
 }
+
+// The RabbitMQ configuration puts the vhost "/" and a user name in a path:
+// each stays one segment, and the request goes to base_url's host only.
+func TestBuildKeepsSegmentsAndHost(t *testing.T) {
+	c, err := parseDoc(rabbitDoc(), map[string]string{"PROVIDER_BASE_URL": "https://broker.internal:15671/"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	vs := vars{}
+	for k, v := range c.Constants {
+		vs.set("config."+k, v, false)
+	}
+	vs.set("key_id", "app/../../admin", false)
+	vs.set("admin.username", "admin", true)
+	vs.set("admin.password", "pw-123456", true)
+	cl := &caller{cfg: &c}
+	req, err := cl.build(t.Context(), c.activate, vs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.URL.Host != "broker.internal:15671" || req.URL.EscapedPath() != "/api/permissions/%2F/app%2F..%2F..%2Fadmin" {
+		t.Errorf("request to %s %s", req.URL.Host, req.URL.EscapedPath())
+	}
+	if u, p, ok := req.BasicAuth(); !ok || u != "admin" || p != "pw-123456" {
+		t.Error("basic auth not set from the admin secret")
+	}
+}
