@@ -209,6 +209,31 @@ func TestKeyLimit(t *testing.T) {
 	}
 }
 
+// At the key limit, with a provider that ignores Idempotency-Key, the key
+// that a crashed createSecret made takes the last place: the rerun revokes
+// it and makes its own instead of failing for ever.
+func TestKeyLimitAfterACrashedCreate(t *testing.T) {
+	f := newFixture(t, "saas", keyprovider.Options{MaxKeys: 3, NoIdempotency: true})
+	arn := testbed.CreateSecret(t, f.em, `{}`)
+	f.rotate(arn)
+	f.rotate(arn)
+	cur := f.field(arn, "AWSCURRENT", "keyId")
+	token := f.open(arn)
+	c := &testbed.Crasher{K: 6}
+	if err := f.invoke(f.engineWith(c.Config(f.awsCfg), provider.WrapTransport(c.Transport)), rotation.StepCreate, arn, token); !isCrash(err) || c.Ops[5] != "POST /v1/keys" {
+		t.Fatalf("want a crash after POST /v1/keys, got %v after %v", err, c.Ops)
+	}
+	if len(f.live()) != 3 {
+		t.Fatalf("the account should be full: %v", f.live())
+	}
+	for _, step := range localrun.Steps {
+		if err := f.invoke(f.engine(), step, arn, token); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	f.wantLive("after the rerun at the limit", cur, f.field(arn, "AWSCURRENT", "keyId"))
+}
+
 // A provider answering 5xx: the error names the request and the status;
 // the body goes to the log redacted (it echoes the admin credential here);
 // nothing is stored and no key is left; the retry succeeds.

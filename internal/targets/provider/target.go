@@ -310,8 +310,20 @@ func (t *Target) Create(ctx context.Context, req *rotation.CreateRequest) (rotat
 		return rotation.CreateResponse{}, err
 	}
 	rep, err := s.call.call(ctx, r, vs)
+	var pe *ProviderError
+	if errors.As(err, &pe) && slices.Contains(r.limit, pe.Status) && len(attempts) > 0 {
+		// The provider made no key and replayed none: the keys an
+		// interrupted attempt made take the room. They were never stored;
+		// revoke them and ask once more.
+		for _, k := range attempts {
+			if err := s.revoke(ctx, k.id, "made by an interrupted attempt of this rotation, at the key limit", &cur); err != nil {
+				return rotation.CreateResponse{}, err
+			}
+		}
+		attempts = nil
+		rep, err = s.call.call(ctx, r, vs)
+	}
 	if err != nil {
-		var pe *ProviderError
 		if errors.As(err, &pe) && slices.Contains(r.limit, pe.Status) {
 			return rotation.CreateResponse{}, s.keyLimit(ctx, pe, listed, &cur)
 		}
