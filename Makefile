@@ -79,6 +79,12 @@ build-TlsCertFunction:
 	$(SAM_GO_BUILD) ./functions/tlscert
 build-IamKeyFunction:
 	$(SAM_GO_BUILD) ./functions/iamkey
+# The provider configurations ship beside the bootstrap (/var/task/<name>.json),
+# with certs/provider-ca.pem when a provider needs a private CA.
+build-ProviderFunction:
+	$(SAM_GO_BUILD) ./functions/provider
+	cp functions/provider/configs/*.json $(ARTIFACTS_DIR)/
+	if [ -f certs/provider-ca.pem ]; then cp certs/provider-ca.pem $(ARTIFACTS_DIR)/; fi
 
 testbed-up:
 	scripts/testbed.sh up

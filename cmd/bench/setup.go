@@ -17,6 +17,7 @@ import (
 	"math/big"
 	"net"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/testbed/keyprovider"
 )
 
 // setup prepares what one sample of a function needs (a KMS key, an IAM
@@ -44,6 +46,10 @@ type bed struct {
 	caARN string            // the tlscert issuer secret, made once
 	// secretName is the name of the secret the next sample rotates.
 	secretName string
+	// keys is the test provider of API keys the provider function rotates
+	// against, started once, with the secret holding its admin token.
+	keys    *keyprovider.Provider
+	keysTok string
 }
 
 var cases = map[string]setup{
@@ -80,6 +86,16 @@ var cases = map[string]setup{
 		}
 		return []string{"CA_SECRET_ID=" + b.caARN, "COMMON_NAME=bench.example.com", "SUBJECT_ALTERNATIVE_NAMES=bench.example.com"},
 			`{"commonName":"bench.example.com","subjectAlternativeNames":["bench.example.com"]}`, nil
+	},
+	"provider": func(ctx context.Context, b *bed) ([]string, string, error) {
+		if err := b.needKeyProvider(ctx); err != nil {
+			return nil, "", err
+		}
+		cfg, err := filepath.Abs("functions/provider/configs/examplesaas.json")
+		if err != nil {
+			return nil, "", err
+		}
+		return []string{"PROVIDER_CONFIG_FILE=" + cfg, "PROVIDER_BASE_URL=" + b.keys.URL, "PROVIDER_CA_FILE=" + b.keys.CAFile, "ADMIN_SECRET_ID=" + b.keysTok}, "{}", nil
 	},
 	"postgres": func(ctx context.Context, b *bed) ([]string, string, error) {
 		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
@@ -228,4 +244,32 @@ func (b *bed) makeCA(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("store the bench CA: %w", err)
 	}
 	return aws.ToString(out.ARN), nil
+}
+
+// needKeyProvider starts the test provider of API keys (test equipment
+// that plays a SaaS, in this process, on a loopback port) and stores its
+// admin token in a secret, once.
+func (b *bed) needKeyProvider(ctx context.Context) error {
+	if b.keys != nil {
+		return nil
+	}
+	dir, err := os.MkdirTemp("", "bench-keyprovider-")
+	if err != nil {
+		return err
+	}
+	// Each sample keeps its current and previous key: room for many.
+	p, err := keyprovider.Start(keyprovider.Options{MaxKeys: 10000, Dir: dir})
+	if err != nil {
+		return err
+	}
+	doc, _ := json.Marshal(map[string]string{"token": p.AdminToken})
+	out, err := b.em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("bench/provider-admin/" + localrun.NewToken()[:8]), SecretString: aws.String(string(doc)),
+	})
+	if err != nil {
+		p.Close()
+		return fmt.Errorf("store the bench provider's admin token: %w", err)
+	}
+	b.keys, b.keysTok = p, aws.ToString(out.ARN)
+	return nil
 }

@@ -3,6 +3,8 @@ package testbed
 import (
 	"context"
 	"errors"
+	"io"
+	"net/http"
 	"slices"
 	"sync"
 
@@ -33,24 +35,58 @@ type Crasher struct {
 	calls int
 }
 
+// next counts one call named op and says whether it is sent, and whether
+// the function dies right after it.
+func (c *Crasher) next(op string) (send, die bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.calls++
+	n := c.calls
+	if n <= c.K {
+		c.Ops = append(c.Ops, op)
+	}
+	return n <= c.K, n == c.K
+}
+
+// Transport returns a transport over next whose requests count with the AWS
+// calls of c, in one sequence: the K-th call of either kind takes effect
+// (the request reaches the server, which answers) and then fails with
+// ErrCrash, and no later request is sent. Crash tests of a function that
+// calls a third-party HTTP API as well as AWS use it to die after each of
+// those calls too. Its operation names are "METHOD /path".
+func (c *Crasher) Transport(next http.RoundTripper) http.RoundTripper {
+	return roundTripFunc(func(req *http.Request) (*http.Response, error) {
+		send, die := c.next(req.Method + " " + req.URL.Path)
+		if !send {
+			return nil, ErrCrash
+		}
+		resp, err := next.RoundTrip(req)
+		if err == nil && die {
+			// The server has acted; the function never sees its answer.
+			_, _ = io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			return nil, ErrCrash
+		}
+		return resp, err
+	})
+}
+
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
 // Middleware adds the crash to a client's middleware stack. Put it in a
 // client's APIOptions, with a retryer that does not retry (aws.NopRetryer),
 // so that a failed call is not sent again.
 func (c *Crasher) Middleware(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-			c.mu.Lock()
-			c.calls++
-			n := c.calls
-			if n <= c.K {
-				c.Ops = append(c.Ops, middleware.GetOperationName(ctx))
-			}
-			c.mu.Unlock()
-			if n > c.K {
+			send, die := c.next(middleware.GetOperationName(ctx))
+			if !send {
 				return middleware.InitializeOutput{}, middleware.Metadata{}, ErrCrash
 			}
 			out, md, err := next.HandleInitialize(ctx, in)
-			if err == nil && n == c.K {
+			if err == nil && die {
 				err = ErrCrash
 			}
 			return out, md, err

@@ -55,11 +55,11 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/secrets-rotation/secrets-rotation/internal/httpsclient"
 	"github.com/secrets-rotation/secrets-rotation/internal/password"
 )
 
@@ -240,19 +240,11 @@ func (c *Config) verifyFromEnv(getenv func(string) string) error {
 	return nil
 }
 
-// loadRoots returns the system roots plus the certificates of the PEM file.
+// loadRoots returns the system roots plus the certificates of VERIFY_CA_FILE.
 func loadRoots(file string) (*x509.CertPool, error) {
-	pem, err := os.ReadFile(file)
+	pool, err := httpsclient.LoadRoots(file)
 	if err != nil {
 		return nil, fmt.Errorf("VERIFY_CA_FILE: %w", err)
-	}
-	pool, err := x509.SystemCertPool()
-	if err != nil {
-		// Without system roots the file alone is still a sound trust store.
-		pool = x509.NewCertPool()
-	}
-	if !pool.AppendCertsFromPEM(pem) {
-		return nil, fmt.Errorf("VERIFY_CA_FILE=%s holds no PEM certificate", file)
 	}
 	return pool, nil
 }

@@ -2,13 +2,14 @@ package generic
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/httpsclient"
 )
 
 // verifier sends the pending value to VERIFY_URL.
@@ -30,25 +31,13 @@ func newVerifier(cfg Config) (*verifier, error) {
 			return nil, err
 		}
 	}
-	tr := http.DefaultTransport.(*http.Transport).Clone()
-	// RootCAs nil means the system roots; verification is never skipped.
-	tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: roots}
-	u := *cfg.VerifyURL
-	u.RawQuery, u.Fragment, u.RawFragment = "", "", ""
 	return &verifier{
 		method:  cfg.VerifyMethod,
 		url:     cfg.VerifyURL,
-		display: u.Redacted(),
+		display: httpsclient.Display(cfg.VerifyURL),
 		header:  cfg.VerifyHeader,
-		client: &http.Client{
-			Transport: tr,
-			Timeout:   cfg.VerifyTimeout,
-			// A redirect could carry the value to another host; returning
-			// the 3xx makes it a failed verification instead.
-			CheckRedirect: func(*http.Request, []*http.Request) error {
-				return http.ErrUseLastResponse
-			},
-		},
+		// A redirect is returned as its 3xx, which fails the verification.
+		client: httpsclient.New(httpsclient.Transport(roots), cfg.VerifyTimeout),
 	}, nil
 }
 
@@ -72,12 +61,7 @@ func (v *verifier) verify(ctx context.Context, value string) error {
 	}
 	resp, err := v.client.Do(req)
 	if err != nil {
-		// *url.Error repeats the full URL, query included; keep the cause.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Errorf("verify: %s %s: %w", v.method, v.display, err)
+		return fmt.Errorf("verify: %s %s: %w", v.method, v.display, httpsclient.Cause(err))
 	}
 	// Drain a little so the connection can be reused, and no more: the body
 	// is never read into memory or into an error.
@@ -85,7 +69,7 @@ func (v *verifier) verify(ctx context.Context, value string) error {
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 299 {
 		msg := fmt.Sprintf("verify: %s %s answered %d %s, want 2xx", v.method, v.display, resp.StatusCode, http.StatusText(resp.StatusCode))
-		if resp.StatusCode >= 300 && resp.StatusCode < 400 {
+		if httpsclient.IsRedirect(resp.StatusCode) {
 			msg += " (redirects are not followed)"
 		}
 		return errors.New(msg)
