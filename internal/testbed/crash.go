@@ -103,3 +103,21 @@ func (c *Crasher) Config(cfg aws.Config) aws.Config {
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
 	return cfg
 }
+
+// Call counts one call named op that reaches neither AWS nor HTTP (a
+// command to a cache server, say) in the same sequence as the AWS calls:
+// it runs do unless the function died before, and returns ErrCrash, with
+// do's effect on the server kept, when the function dies right after it.
+// Crash tests of a function that talks to its target over its own
+// protocol use it to die after each of those calls too.
+func (c *Crasher) Call(op string, do func() error) error {
+	send, die := c.next(op)
+	if !send {
+		return ErrCrash
+	}
+	err := do()
+	if die {
+		return ErrCrash
+	}
+	return err
+}
