@@ -190,3 +190,30 @@ func TestFinishSecretRetriedAfterItsHookFailed(t *testing.T) {
 	}
 	h.AssertNoSecretInLogs(p0, p1, cur.Password, mpw)
 }
+
+// TestLeastPrivilegedMaster: the master user needs ACL GETUSER and ACL
+// SETUSER and nothing else (docs/redis.md): both strategies rotate through
+// such a user. (ACL SETUSER lets it give itself anything: it is an admin
+// credential all the same.)
+func TestLeastPrivilegedMaster(t *testing.T) {
+	s := redistest.Settings(t)
+	master, mpw := redistest.Name("aclonly_"), redistest.Password()
+	s.CreateUser(t, master, mpw, "on", "resetkeys", "resetchannels", "-@all", "+acl|getuser", "+acl|setuser")
+	for _, strategy := range []string{"single-user", "alternating-users"} {
+		h, _ := harness(t)
+		user, pw := appUser(t, s, "least_")
+		masterARN := masterSecret(t, h.Em, s, map[string]any{"username": master, "password": mpw})
+		arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, fields(s, user, pw, map[string]any{"masterarn": masterARN, "strategy": strategy})))
+		for i := 0; i < 2; i++ {
+			if _, err := h.Rotate(arn); err != nil {
+				t.Fatalf("%s, rotation %d with a master user allowed only ACL GETUSER and SETUSER: %v", strategy, i+1, err)
+			}
+		}
+		if cur := h.Current(arn); !logsIn(t, s, cur.Username, cur.Password) {
+			t.Fatalf("%s: AWSCURRENT does not log in", strategy)
+		}
+	}
+	if n := refused(t, s, master); n != 0 {
+		t.Fatalf("the server's ACL LOG counts %d refused logins of the master user", n)
+	}
+}
