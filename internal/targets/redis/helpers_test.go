@@ -156,7 +156,10 @@ func assertNoHashInLogs(t testing.TB, logs string, passwords ...string) {
 }
 
 // crashHook makes the commands of the target's sessions count with the
-// crasher's AWS calls.
+// crasher's AWS calls. go-redis logs in lazily: the hook of a session's
+// first command wraps the login it triggers (HELLO, AUTH), so that command
+// counts before them and is sent after them; the crash points are the same
+// (before the login, after HELLO, after AUTH, after each ACL command).
 type crashHook struct{ c *testbed.Crasher }
 
 func (h crashHook) DialHook(next goredis.DialHook) goredis.DialHook { return next }
