@@ -46,7 +46,7 @@ type CrashSpec struct {
 	SeveralPasswords bool
 	// NewCrashingTarget, when set, is NewTarget for CrashAtEveryCall: the
 	// target's calls to its own server (not AWS, not HTTP) count with the
-	// AWS calls in c (testbed.Crasher.Call), so that the step is killed
+	// AWS calls in c (testbed.Crasher.Do), so that the step is killed
 	// after each of those too.
 	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
 }

@@ -48,6 +48,24 @@ func (c *Crasher) next(op string) (send, die bool) {
 	return n <= c.K, n == c.K
 }
 
+// Do runs call, one call of the function to a server that is neither AWS
+// nor HTTP (an LDAP bind or modify, a Kerberos exchange), named op, in c's
+// one sequence of calls: it is not run once the function has died, and
+// when it is the K-th call it takes effect and then the function dies, Do
+// returning ErrCrash. Crash tests wrap a target's own calls in Do so that
+// the function dies after each of those calls too.
+func (c *Crasher) Do(op string, call func() error) error {
+	send, die := c.next(op)
+	if !send {
+		return ErrCrash
+	}
+	err := call()
+	if err == nil && die {
+		return ErrCrash
+	}
+	return err
+}
+
 // Transport returns a transport over next whose requests count with the AWS
 // calls of c, in one sequence: the K-th call of either kind takes effect
 // (the request reaches the server, which answers) and then fails with
@@ -102,22 +120,4 @@ func (c *Crasher) Config(cfg aws.Config) aws.Config {
 	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), c.Middleware)
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
 	return cfg
-}
-
-// Call counts one call named op that reaches neither AWS nor HTTP (a
-// command to a cache server, say) in the same sequence as the AWS calls:
-// it runs do unless the function died before, and returns ErrCrash, with
-// do's effect on the server kept, when the function dies right after it.
-// Crash tests of a function that talks to its target over its own
-// protocol use it to die after each of those calls too.
-func (c *Crasher) Call(op string, do func() error) error {
-	send, die := c.next(op)
-	if !send {
-		return ErrCrash
-	}
-	err := do()
-	if die {
-		return ErrCrash
-	}
-	return err
 }

@@ -166,7 +166,7 @@ func (h crashHook) DialHook(next goredis.DialHook) goredis.DialHook { return nex
 
 func (h crashHook) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		err := h.c.Call("redis "+strings.ToUpper(cmd.FullName()), func() error { return next(ctx, cmd) })
+		err := h.c.Do("redis "+strings.ToUpper(cmd.FullName()), func() error { return next(ctx, cmd) })
 		if errors.Is(err, testbed.ErrCrash) {
 			cmd.SetErr(err) // the caller reads the command's error
 		}
