@@ -85,6 +85,11 @@ build-ProviderFunction:
 	$(SAM_GO_BUILD) ./functions/provider
 	cp functions/provider/configs/*.json $(ARTIFACTS_DIR)/
 	if [ -f certs/provider-ca.pem ]; then cp certs/provider-ca.pem $(ARTIFACTS_DIR)/; fi
+# Redis servers with a private CA: certs/redis-ca-bundle.pem ships beside the
+# bootstrap (RedisCaBundle /var/task/redis-ca-bundle.pem).
+build-RedisFunction:
+	$(SAM_GO_BUILD) ./functions/redis
+	if [ -f certs/redis-ca-bundle.pem ]; then cp certs/redis-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
 
 testbed-up:
 	scripts/testbed.sh up

@@ -28,8 +28,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed/keyprovider"
 )
 
@@ -50,6 +52,11 @@ type bed struct {
 	// against, started once, with the secret holding its admin token.
 	keys    *keyprovider.Provider
 	keysTok string
+	// redis is .testbed/redis.env; redisAdmin its admin user's client;
+	// redisMaster the master secret of the redis samples, made once.
+	redis       map[string]string
+	redisAdmin  *goredis.Client
+	redisMaster string
 }
 
 var cases = map[string]setup{
@@ -103,6 +110,20 @@ var cases = map[string]setup{
 			return nil, "", err
 		}
 		return []string{"DB_CA_BUNDLE=" + b.db["PG_CA_FILE"]}, b.dbSecret("postgres", "PG", user, pw), nil
+	},
+	"redis": func(ctx context.Context, b *bed) ([]string, string, error) {
+		if err := b.needRedis(ctx); err != nil {
+			return nil, "", err
+		}
+		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
+		if err := b.redisAdmin.Do(ctx, "ACL", "SETUSER", user, "reset", "on", "~bench:*", "+@read", "+@connection", "#"+redis.PasswordHash(pw)).Err(); err != nil {
+			return nil, "", fmt.Errorf("create ACL user: %w", err)
+		}
+		doc, _ := json.Marshal(map[string]any{
+			"engine": "redis", "host": b.redis["REDIS_HOST"], "port": b.redis["REDIS_TLS_PORT"],
+			"username": user, "password": pw, "masterarn": b.redisMaster,
+		})
+		return []string{"REDIS_CA_BUNDLE=" + b.redis["REDIS_CA_FILE"]}, string(doc), nil
 	},
 	"mysql": func(ctx context.Context, b *bed) ([]string, string, error) {
 		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
@@ -272,4 +293,64 @@ func (b *bed) needKeyProvider(ctx context.Context) error {
 	}
 	b.keys, b.keysTok = p, aws.ToString(out.ARN)
 	return nil
+}
+
+// needRedis reads .testbed/redis.env, logs in as the bed's admin user and
+// stores it as the master secret of the redis samples, once.
+func (b *bed) needRedis(ctx context.Context) error {
+	if b.redisAdmin != nil {
+		return nil
+	}
+	env, err := readEnvFile(".testbed/redis.env")
+	if err != nil {
+		return fmt.Errorf("Redis settings (run scripts/redis.sh up): %w", err)
+	}
+	pemBytes, err := os.ReadFile(env["REDIS_CA_FILE"])
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return errors.New("no certificate in the Redis test CA file")
+	}
+	admin := goredis.NewClient(&goredis.Options{
+		Addr:     net.JoinHostPort(env["REDIS_HOST"], env["REDIS_TLS_PORT"]),
+		Username: env["REDIS_ADMIN_USER"], Password: env["REDIS_ADMIN_PASSWORD"],
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: env["REDIS_HOST"], MinVersion: tls.VersionTLS12},
+		Protocol:  2, DisableIdentity: true,
+	})
+	if err := admin.Ping(ctx).Err(); err != nil {
+		admin.Close()
+		return fmt.Errorf("log in to Redis as %s: %w", env["REDIS_ADMIN_USER"], err)
+	}
+	doc, _ := json.Marshal(map[string]any{
+		"host": env["REDIS_HOST"], "port": env["REDIS_TLS_PORT"],
+		"username": env["REDIS_ADMIN_USER"], "password": env["REDIS_ADMIN_PASSWORD"],
+	})
+	out, err := b.em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("bench/redis-admin/" + localrun.NewToken()[:8]), SecretString: aws.String(string(doc)),
+	})
+	if err != nil {
+		admin.Close()
+		return fmt.Errorf("store the bench Redis master secret: %w", err)
+	}
+	b.redis, b.redisAdmin, b.redisMaster = env, admin, aws.ToString(out.ARN)
+	return nil
+}
+
+// readEnvFile reads the export lines of a .testbed/*.env file.
+func readEnvFile(name string) (map[string]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok {
+			m[k] = strings.Trim(v, `'"`)
+		}
+	}
+	return m, sc.Err()
 }

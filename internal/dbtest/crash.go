@@ -39,6 +39,22 @@ type CrashSpec struct {
 	// user is rotated, by the master user (a driver whose users cannot
 	// change their own passwords).
 	MasterSetsSingleUser bool
+	// SeveralPasswords: a single user keeps several passwords (Redis ACL
+	// users): setSecret adds the new one, finishSecret removes those older
+	// than AWSPREVIOUS. After a rotation AWSPREVIOUS must log in as well,
+	// and no older password of the secret.
+	SeveralPasswords bool
+	// NewCrashingTarget, when set, is NewTarget for CrashAtEveryCall: the
+	// target's calls to its own server (not AWS, not HTTP) count with the
+	// AWS calls in c (testbed.Crasher.Do), so that the step is killed
+	// after each of those too.
+	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
+}
+
+// addsPasswords reports whether the spec rotates s by adding a password
+// beside the others (SeveralPasswords, single user).
+func (spec CrashSpec) addsPasswords(s *dbsecret.Secret) bool {
+	return spec.SeveralPasswords && !spec.alternating(s)
 }
 
 // alternating reports whether the spec rotates s with alternating users.
@@ -214,13 +230,33 @@ func (r *crashRun) rotated(token, when string) {
 	if err := r.spec.Login(r.t, cur); err != nil {
 		r.t.Fatalf("%s: AWSCURRENT does not log in: %v", when, err)
 	}
-	if r.spec.alternating(cur) {
+	if r.spec.alternating(cur) || r.spec.addsPasswords(cur) {
 		prev, ok := r.stage("AWSPREVIOUS")
 		if !ok {
 			r.t.Fatalf("%s: no AWSPREVIOUS", when)
 		}
 		if err := r.spec.Login(r.t, prev); err != nil {
 			r.t.Fatalf("%s: AWSPREVIOUS does not log in: %v", when, err)
+		}
+		if r.spec.addsPasswords(cur) {
+			r.olderPasswordsRemoved(cur, prev, when)
+		}
+	}
+}
+
+// olderPasswordsRemoved asserts that of every password the secret ever
+// held, only those of cur and prev still log in as cur's user.
+func (r *crashRun) olderPasswordsRemoved(cur, prev *dbsecret.Secret, when string) {
+	r.t.Helper()
+	r.remember()
+	for _, p := range r.seen {
+		if p == cur.Password || p == prev.Password {
+			continue
+		}
+		old := *cur
+		old.Password = p
+		if err := r.spec.Login(r.t, &old); !errors.Is(err, dbsecret.ErrCannotLogIn) {
+			r.t.Fatalf("%s: a password older than AWSPREVIOUS still logs in (or the login failed otherwise: %v)", when, err)
 		}
 	}
 }
@@ -283,7 +319,9 @@ func Crashes(t *testing.T, spec CrashSpec) {
 // the database, whose AWSPENDING an operator then removed by hand, leaving
 // the one password a single-user database accepts on a version without a
 // label. The next rotation must find it (alternating users never needs to:
-// the active user was not touched) and succeed.
+// the active user was not touched; nor does a user with several passwords,
+// whose AWSCURRENT still logs in) and succeed, and with several passwords
+// its finishSecret removes the abandoned one.
 func AbandonedAfterSetSecret(t *testing.T, spec CrashSpec) {
 	r := newCrashRun(t, spec)
 	token := r.h.Open(r.arn)
@@ -293,7 +331,10 @@ func AbandonedAfterSetSecret(t *testing.T, spec CrashSpec) {
 	r.gap = true
 	id := r.someVersionLogsIn("abandoned after setSecret")
 	cur, _ := r.stage("AWSCURRENT")
-	if !spec.alternating(cur) && id != token {
+	// Alternating users, or a user with several passwords, never lost the
+	// one AWSCURRENT holds: the version found may be any.
+	recovers := !spec.alternating(cur) && !spec.addsPasswords(cur)
+	if recovers && id != token {
 		t.Fatalf("abandoned after setSecret: version %s logs in, want the abandoned %s", id, token)
 	}
 	next := r.h.Open(r.arn)
@@ -304,7 +345,7 @@ func AbandonedAfterSetSecret(t *testing.T, spec CrashSpec) {
 	r.step(nil, "finishSecret", next)
 	r.close(next)
 	r.rotated(next, "rotation after one abandoned after setSecret")
-	if !spec.alternating(cur) && !strings.Contains(r.h.Logs(), `"other_version_id":"`+token+`"`) {
+	if recovers && !strings.Contains(r.h.Logs(), `"other_version_id":"`+token+`"`) {
 		t.Fatalf("the log does not say which version logged in:\n%s", r.h.Logs())
 	}
 	r.rotate("one more rotation")
@@ -385,7 +426,8 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 }
 
 // CrashAtEveryCall kills each step after each of its AWS calls in turn (the
-// engine's Secrets Manager calls and the target's own count together), and
+// engine's Secrets Manager calls and the target's own count together, and
+// with NewCrashingTarget the target's calls to its server too), and
 // once more after the step completed but before it returned; then checks
 // the invariant, reruns the step and the rest in a fresh engine, and checks
 // that the rotation finished. All the rotations run on one secret, back to
@@ -403,7 +445,11 @@ func CrashAtEveryCall(t *testing.T, spec CrashSpec) {
 			}
 			crasher := &testbed.Crasher{K: k}
 			cfg := crasher.Config(testbed.AWSConfig(t))
-			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), spec.NewTarget(cfg), r.h.options())
+			target := spec.NewTarget
+			if spec.NewCrashingTarget != nil {
+				target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
+			}
+			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
 			err := r.h.Step(crashing, step, r.arn, token)
 			completed := err == nil
 			if err != nil && !errors.Is(err, testbed.ErrCrash) {

@@ -232,7 +232,14 @@ func (c *Conn) setUser(ctx context.Context, name string, rules ...string) error 
 		args = append(args, r)
 	}
 	if err := c.conn.Do(ctx, args...).Err(); err != nil {
-		return fmt.Errorf("ACL SETUSER %s at %s as %s: %s", name, c.ep, c.user, redactPasswordRules(err.Error(), rules))
+		var rerr goredis.Error
+		if errors.As(err, &rerr) {
+			// The server's answer quotes the rule it refused: keep its
+			// text, less the password rules, and not the error itself.
+			return fmt.Errorf("ACL SETUSER %s at %s as %s: %s", name, c.ep, c.user, redactPasswordRules(err.Error(), rules))
+		}
+		// Anything else (network, time-out) never carries the command.
+		return fmt.Errorf("ACL SETUSER %s at %s as %s: %w", name, c.ep, c.user, err)
 	}
 	return nil
 }
@@ -263,10 +270,15 @@ func (c *Conn) HasPassword(ctx context.Context, user, password string) (bool, er
 // working. Adding one the user already has changes nothing. The user must
 // exist.
 func (c *Conn) AddPassword(ctx context.Context, user, password string) error {
-	if _, err := c.existing(ctx, user); err != nil {
+	u, err := c.existing(ctx, user)
+	if err != nil {
 		return err
 	}
-	return c.setUser(ctx, user, "#"+PasswordHash(password))
+	h := PasswordHash(password)
+	if slices.Contains(u.passwords, h) {
+		return nil // a retried setSecret: the server's state says it is done
+	}
+	return c.setUser(ctx, user, "#"+h)
 }
 
 // RemovePasswordsExcept removes every password of the user but those in

@@ -2,10 +2,13 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
+	"maps"
 	"os"
 	"strings"
 	"testing"
 
+	"github.com/secrets-rotation/secrets-rotation/internal/dbtest"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis/redistest"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
@@ -141,4 +144,77 @@ func TestNoPasswordReachesTheServer(t *testing.T) {
 	if found := leaks(strings.Split(string(data), "\n"), passwords...); len(found) > 0 {
 		t.Errorf("the server log %s shows a password in %d lines", logFile, len(found))
 	}
+}
+
+// TestRotationSendsOnlyHashes rotates a single user and an alternating
+// pair through the relay (plaintext, which REDIS_PLAINTEXT_SERVERS allows
+// for the relay's address only) and reads what the function sent: every
+// password it set travels as its SHA-256 in ACL SETUSER, and no command
+// but a login (AUTH, as every client's) carries a password of the secret
+// or the master user's. SLOWLOG and the server log, scanned too, show
+// none either.
+func TestRotationSendsOnlyHashes(t *testing.T) {
+	s := redistest.Settings(t)
+	relay := s.Relay(t)
+	ep := relay.Endpoint()
+	cfg := config(t)
+	cfg.PlaintextServers = []string{fmt.Sprintf("%s:%d", ep.Host, ep.Port)}
+	tgt, _ := newTarget(t, cfg, testbed.AWSConfig(t))
+	h := dbtest.NewHarness(t, tgt)
+	at := map[string]any{"host": ep.Host, "port": ep.Port, "ssl": false}
+	masterARN := masterSecret(t, h.Em, s, at)
+	var passwords []string // every password a version holds
+	for _, strategy := range []string{"single-user", "alternating-users"} {
+		user, pw := appUser(t, s, "hash_")
+		extra := map[string]any{"masterarn": masterARN, "strategy": strategy}
+		maps.Copy(extra, at)
+		arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, fields(s, user, pw, extra)))
+		passwords = append(passwords, pw)
+		for i := 0; i < 2; i++ {
+			if _, err := h.Rotate(arn); err != nil {
+				t.Fatalf("%s, rotation %d through the relay: %v", strategy, i+1, err)
+			}
+			passwords = append(passwords, h.Current(arn).Password)
+		}
+	}
+	cmds, err := relay.Commands()
+	if err != nil {
+		t.Fatalf("parse what the function sent: %v", err)
+	}
+	var sent []string
+	logins := 0
+	for _, c := range cmds {
+		if strings.EqualFold(c[0], "AUTH") {
+			logins++
+			continue
+		}
+		sent = append(sent, strings.Join(c, " "))
+	}
+	if logins < 8 {
+		t.Fatalf("the relay saw %d logins of 4 rotations: did the function go through it?", logins)
+	}
+	for _, pw := range passwords[1:] {
+		if pw == passwords[3] {
+			continue // the alternating secret's first password, set by the test
+		}
+		if len(leaks(sent, "#"+redis.PasswordHash(pw))) == 0 {
+			t.Errorf("no ACL SETUSER the function sent carries the hash of a password it set (%d commands)", len(sent))
+		}
+	}
+	if found := leaks(sent, append(passwords, s.AdminPassword)...); len(found) > 0 {
+		t.Errorf("a command other than a login carried a password in plaintext: %d commands, e.g. one starting %q", len(found), strings.Fields(found[0])[0])
+	}
+	if found := leaks(s.SlowLog(t), append(passwords, s.AdminPassword)...); len(found) > 0 {
+		t.Errorf("SLOWLOG shows a password in %d entries", len(found))
+	}
+	logFile := testbed.EnvFile(t, "redis.env", "scripts/redis.sh")["REDIS_LOG_FILE"]
+	data, err := os.ReadFile(logFile)
+	if err != nil {
+		t.Fatalf("read the server log: %v", err)
+	}
+	if found := leaks(strings.Split(string(data), "\n"), append(passwords, s.AdminPassword)...); len(found) > 0 {
+		t.Errorf("the server log shows a password in %d lines", len(found))
+	}
+	h.AssertNoSecretInLogs(append(passwords, s.AdminPassword)...)
+	assertNoHashInLogs(t, h.Logs(), passwords...)
 }

@@ -1,9 +1,15 @@
-// Package redis holds the pieces of the Redis/Valkey ACL-user rotation that
-// talk to the server: logging in (github.com/redis/go-redis/v9, TLS verified
-// whenever the endpoint carries a TLS configuration), telling a refused
-// login from an unreachable server, and the ACL SETUSER operations a
-// rotation needs. It is a driver beneath the account strategy layer (single
-// user, alternating users, the crash fallback), which it does not contain.
+// Package redis is the target of the redis function: Redis and Valkey ACL
+// users, rotated by the account strategy layer (internal/account: single
+// user, alternating users, the crash fallback, the trust rules) over this
+// package's Driver. The driver parses the secret format (secret.go), logs
+// in (github.com/redis/go-redis/v9, TLS verified whenever the endpoint
+// carries a TLS configuration), tells a refused login from an unreachable
+// server, and makes the ACL SETUSER changes a rotation needs (acl.go).
+//
+// An ACL user holds several passwords at once: a single user's setSecret
+// adds the new password beside the old one and finishSecret removes those
+// older than AWSPREVIOUS, so clients holding AWSCURRENT are never refused.
+// ACL SETUSER is an admin's command, so every secret names a master secret.
 //
 // Passwords reach the server only as SHA-256 hashes ("#<hex>" rules), never
 // in plaintext, so MONITOR, SLOWLOG and ACL LOG never show one. The one
@@ -52,6 +58,12 @@ type Conn struct {
 // AUTH, which would make one refused login count twice in the server's ACL
 // LOG.
 func Connect(ctx context.Context, ep dbsecret.Endpoint, user, password string) (*Conn, error) {
+	return connect(ctx, ep, user, password, nil)
+}
+
+// connect is Connect with a hook that sees every command of the session,
+// its login included (the crash tests kill the function after each).
+func connect(ctx context.Context, ep dbsecret.Endpoint, user, password string, hook goredis.Hook) (*Conn, error) {
 	opt := &goredis.Options{
 		Addr:                  net.JoinHostPort(ep.Host, strconv.Itoa(ep.Port)),
 		TLSConfig:             ep.TLS,
@@ -72,6 +84,9 @@ func Connect(ctx context.Context, ep dbsecret.Endpoint, user, password string) (
 		opt.DialTimeout, opt.ReadTimeout, opt.WriteTimeout = ep.Timeout, ep.Timeout, ep.Timeout
 	}
 	client := goredis.NewClient(opt)
+	if hook != nil {
+		client.AddHook(hook) // before Conn(), which copies the hooks
+	}
 	c := &Conn{client: client, conn: client.Conn(), user: user, ep: ep.String()}
 	if err := c.conn.Ping(ctx).Err(); err != nil && !isNoPerm(err) {
 		c.Close()

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
+	"github.com/secrets-rotation/secrets-rotation/internal/dbtest"
 )
 
 // Relay is test equipment that records what a client sends: a loopback
@@ -29,13 +30,10 @@ type Relay struct {
 }
 
 // Relay starts a relay to the plaintext listener; it stops with the test.
-// It listens on a port the kernel picks, on 127.0.0.1 only.
+// It listens on 127.0.0.1 only, on a free port below 32768.
 func (s *Server) Relay(t testing.TB) *Relay {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ln := dbtest.ListenLoopback(t)
 	r := &Relay{ln: ln, upstream: net.JoinHostPort(s.Host, strconv.Itoa(s.Port))}
 	r.wg.Add(1)
 	go r.serve()
