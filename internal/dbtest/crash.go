@@ -26,6 +26,12 @@ type CrashSpec struct {
 	// NewTarget returns the target with its AWS clients made from cfg, so
 	// that a crashing configuration kills the target's own calls too.
 	NewTarget func(cfg aws.Config) rotation.Target
+	// NewCrashingTarget, when set, replaces NewTarget in CrashAtEveryCall:
+	// it also routes the target's calls that are not AWS calls (a
+	// management API's requests, a server login) through c
+	// (Crasher.Transport, Crasher.DialContext), so that the function dies
+	// after each of those as well.
+	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
 	// NewSecret makes the database user (and, alternating, the master
 	// user and its secret) and stores the secret to rotate; it returns the
 	// secret's ARN.
@@ -385,7 +391,8 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 }
 
 // CrashAtEveryCall kills each step after each of its AWS calls in turn (the
-// engine's Secrets Manager calls and the target's own count together), and
+// engine's Secrets Manager calls and the target's own count together, and
+// with NewCrashingTarget its other external calls too), and
 // once more after the step completed but before it returned; then checks
 // the invariant, reruns the step and the rest in a fresh engine, and checks
 // that the rotation finished. All the rotations run on one secret, back to
@@ -403,7 +410,11 @@ func CrashAtEveryCall(t *testing.T, spec CrashSpec) {
 			}
 			crasher := &testbed.Crasher{K: k}
 			cfg := crasher.Config(testbed.AWSConfig(t))
-			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), spec.NewTarget(cfg), r.h.options())
+			target := spec.NewTarget
+			if spec.NewCrashingTarget != nil {
+				target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
+			}
+			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
 			err := r.h.Step(crashing, step, r.arn, token)
 			completed := err == nil
 			if err != nil && !errors.Is(err, testbed.ErrCrash) {
