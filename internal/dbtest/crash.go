@@ -32,6 +32,11 @@ type CrashSpec struct {
 	// (Crasher.Transport, Crasher.DialContext), so that the function dies
 	// after each of those as well.
 	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
+	// EachDirection: alternating users whose two directions make different
+	// calls (to the clone, whose rights are synchronised, and back to the
+	// base user, whose password alone is set): CrashAtEveryCall then dies
+	// after every call of each direction, in twice the rotations.
+	EachDirection bool
 	// NewSecret makes the database user (and, alternating, the master
 	// user and its secret) and stores the secret to rotate; it returns the
 	// secret's ARN.
@@ -396,49 +401,73 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 // once more after the step completed but before it returned; then checks
 // the invariant, reruns the step and the rest in a fresh engine, and checks
 // that the rotation finished. All the rotations run on one secret, back to
-// back, so an alternating secret goes both ways.
+// back, so an alternating secret goes both ways (each way after every one
+// of its calls with EachDirection).
 func CrashAtEveryCall(t *testing.T, spec CrashSpec) {
 	r := newCrashRun(t, spec)
+	cur, _ := r.stage("AWSCURRENT")
+	directions := 1
+	if spec.EachDirection && spec.alternating(cur) {
+		directions = 2
+	}
 	for si, step := range localrun.Steps {
 		for k := 0; ; k++ {
 			if k > 30 {
 				t.Fatalf("%s: still crashing after %d calls", step, k)
 			}
-			token := r.h.Open(r.arn)
-			for _, prior := range localrun.Steps[:si] {
-				r.step(nil, prior, token)
+			// Each rotation goes the other way, so with two directions
+			// each of them is crashed after its k-th call.
+			completed := 0
+			for range directions {
+				if r.crashAt(spec, si, step, k) {
+					completed++
+				}
 			}
-			crasher := &testbed.Crasher{K: k}
-			cfg := crasher.Config(testbed.AWSConfig(t))
-			target := spec.NewTarget
-			if spec.NewCrashingTarget != nil {
-				target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
-			}
-			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
-			err := r.h.Step(crashing, step, r.arn, token)
-			completed := err == nil
-			if err != nil && !errors.Is(err, testbed.ErrCrash) {
-				t.Fatalf("%s crashed after %d calls %v: unexpected error %v", step, k, crasher.Ops, err)
-			}
-			when := fmt.Sprintf("%s crashed after %d calls %v", step, k, crasher.Ops)
-			if completed {
-				// The step made fewer than k calls: it ran to the end, and
-				// the function dies before the result reaches Secrets
-				// Manager, which invokes the step again.
-				when = fmt.Sprintf("%s completed (%d calls) and died before returning", step, len(crasher.Ops))
-			}
-			r.remember()
-			r.invariant(when)
-			for _, rest := range localrun.Steps[si:] {
-				r.step(nil, rest, token)
-			}
-			r.close(token)
-			r.rotated(token, when)
-			t.Logf("%s: recovered", when)
-			if completed {
+			if completed == directions {
 				break
 			}
 		}
 	}
 	r.noSecretInLogs()
+}
+
+// crashAt runs one rotation whose step si dies after its k-th call, then
+// checks the invariant, reruns the step and the rest in a fresh engine and
+// checks that the rotation finished. It reports whether the step made
+// fewer than k calls (it completed, and died before returning).
+func (r *crashRun) crashAt(spec CrashSpec, si int, step string, k int) bool {
+	t := r.t
+	t.Helper()
+	token := r.h.Open(r.arn)
+	for _, prior := range localrun.Steps[:si] {
+		r.step(nil, prior, token)
+	}
+	crasher := &testbed.Crasher{K: k}
+	cfg := crasher.Config(testbed.AWSConfig(t))
+	target := spec.NewTarget
+	if spec.NewCrashingTarget != nil {
+		target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
+	}
+	crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
+	err := r.h.Step(crashing, step, r.arn, token)
+	completed := err == nil
+	if err != nil && !errors.Is(err, testbed.ErrCrash) {
+		t.Fatalf("%s crashed after %d calls %v: unexpected error %v", step, k, crasher.Ops, err)
+	}
+	when := fmt.Sprintf("%s crashed after %d calls %v", step, k, crasher.Ops)
+	if completed {
+		// The step made fewer than k calls: it ran to the end, and the
+		// function dies before the result reaches Secrets Manager, which
+		// invokes the step again.
+		when = fmt.Sprintf("%s completed (%d calls) and died before returning", step, len(crasher.Ops))
+	}
+	r.remember()
+	r.invariant(when)
+	for _, rest := range localrun.Steps[si:] {
+		r.step(nil, rest, token)
+	}
+	r.close(token)
+	r.rotated(token, when)
+	t.Logf("%s: recovered", when)
+	return completed
 }
