@@ -85,6 +85,11 @@ build-ProviderFunction:
 	$(SAM_GO_BUILD) ./functions/provider
 	cp functions/provider/configs/*.json $(ARTIFACTS_DIR)/
 	if [ -f certs/provider-ca.pem ]; then cp certs/provider-ca.pem $(ARTIFACTS_DIR)/; fi
+# With certs/rabbitmq-ca-bundle.pem for self-managed brokers with a private CA
+# (RabbitMqCaBundle=/var/task/rabbitmq-ca-bundle.pem).
+build-RabbitMqFunction:
+	$(SAM_GO_BUILD) ./functions/rabbitmq
+	if [ -f certs/rabbitmq-ca-bundle.pem ]; then cp certs/rabbitmq-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
 
 testbed-up:
 	scripts/testbed.sh up
