@@ -99,6 +99,7 @@ func TestBadInputChangesNothing(t *testing.T) {
 			if err == nil {
 				t.Fatal("the rotation was not refused")
 			}
+			t.Logf("refused: %v", err)
 			account := user
 			if c.masterFails {
 				account = master
