@@ -90,6 +90,11 @@ build-ProviderFunction:
 build-RedisFunction:
 	$(SAM_GO_BUILD) ./functions/redis
 	if [ -f certs/redis-ca-bundle.pem ]; then cp certs/redis-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
+# With certs/rabbitmq-ca-bundle.pem for self-managed brokers with a private CA
+# (RabbitMqCaBundle=/var/task/rabbitmq-ca-bundle.pem).
+build-RabbitMqFunction:
+	$(SAM_GO_BUILD) ./functions/rabbitmq
+	if [ -f certs/rabbitmq-ca-bundle.pem ]; then cp certs/rabbitmq-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
 
 testbed-up:
 	scripts/testbed.sh up

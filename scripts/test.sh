@@ -35,8 +35,8 @@ go vet ./...
 # The zero-downtime tests run apart, verbosely, so that their figures (logins
 # and refusals while rotations run back to back) are printed.
 go test -count=1 -timeout 20m -skip '^TestZeroDowntime' "$@" ./...
-echo "== zero-downtime figures (PostgreSQL, MariaDB, Redis)"
-go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ ./internal/targets/redis/ |
+echo "== zero-downtime figures (PostgreSQL, MariaDB, Redis, RabbitMQ)"
+go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ ./internal/targets/redis/ ./internal/targets/rabbitmq/ |
 	grep -E '^(--- |ok|FAIL|panic)|clients, .* rotations'
 echo "== SAM template: cfn-lint, sam validate --lint, sam build (no Docker)"
 scripts/sam-check.sh

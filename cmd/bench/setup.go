@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -16,6 +17,8 @@ import (
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,7 +33,9 @@ import (
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/secrets-rotation/secrets-rotation/internal/httpsclient"
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/targets/rabbitmq"
 	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed/keyprovider"
 )
@@ -57,6 +62,10 @@ type bed struct {
 	redis       map[string]string
 	redisAdmin  *goredis.Client
 	redisMaster string
+	// rmq is .testbed/rabbitmq.env; rmqMaster the master secret (an
+	// administrator made once) that the RabbitMQ samples name.
+	rmq       map[string]string
+	rmqMaster string
 }
 
 var cases = map[string]setup{
@@ -124,6 +133,22 @@ var cases = map[string]setup{
 			"username": user, "password": pw, "masterarn": b.redisMaster,
 		})
 		return []string{"REDIS_CA_BUNDLE=" + b.redis["REDIS_CA_FILE"]}, string(doc), nil
+	},
+	// Alternating users, the strategy docs/rabbitmq.md recommends: the cold
+	// rotation makes the clone, the warm ones go back and forth.
+	"rabbitmq": func(ctx context.Context, b *bed) ([]string, string, error) {
+		if err := b.needRabbitMQ(ctx); err != nil {
+			return nil, "", err
+		}
+		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
+		if err := b.rmqPutUser(ctx, user, pw, ""); err != nil {
+			return nil, "", err
+		}
+		doc, _ := json.Marshal(map[string]any{
+			"engine": "rabbitmq", "host": b.rmq["RABBITMQ_HOST"], "port": b.rmq["RABBITMQ_AMQPS_PORT"],
+			"management_port": b.rmq["RABBITMQ_MGMT_PORT"], "vhost": "/", "username": user, "password": pw, "masterarn": b.rmqMaster,
+		})
+		return []string{"RABBITMQ_CA_BUNDLE=" + b.rmq["RABBITMQ_CA_FILE"]}, string(doc), nil
 	},
 	"mysql": func(ctx context.Context, b *bed) ([]string, string, error) {
 		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
@@ -227,6 +252,76 @@ func (b *bed) mysqlExec(ctx context.Context, stmt string, args ...any) error {
 	defer db.Close()
 	_, err = db.ExecContext(ctx, stmt, args...)
 	return err
+}
+
+// needRabbitMQ reads .testbed/rabbitmq.env and, once, makes an
+// administrator and its master secret.
+func (b *bed) needRabbitMQ(ctx context.Context) error {
+	if b.rmqMaster != "" {
+		return nil
+	}
+	env, err := os.ReadFile(".testbed/rabbitmq.env")
+	if err != nil {
+		return fmt.Errorf("RabbitMQ settings (run scripts/rabbitmq.sh up): %w", err)
+	}
+	b.rmq = map[string]string{}
+	for _, line := range strings.Split(string(env), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok {
+			b.rmq[k] = strings.Trim(v, `'"`)
+		}
+	}
+	master, pw := "bench_master_"+localrun.NewToken()[:8], randomPassword()
+	if err := b.rmqPutUser(ctx, master, pw, "administrator"); err != nil {
+		return err
+	}
+	doc, _ := json.Marshal(map[string]string{"username": master, "password": pw, "host": b.rmq["RABBITMQ_HOST"], "management_port": b.rmq["RABBITMQ_MGMT_PORT"]})
+	out, err := b.em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("bench/rabbitmq-master/" + localrun.NewToken()[:8]), SecretString: aws.String(string(doc)),
+	})
+	if err != nil {
+		return fmt.Errorf("store the bench's RabbitMQ master secret: %w", err)
+	}
+	b.rmqMaster = aws.ToString(out.ARN)
+	return nil
+}
+
+// rmqPutUser makes a broker user with full permissions on vhost "/", as
+// the bed's admin, through the management API; the password goes as its
+// hash.
+func (b *bed) rmqPutUser(ctx context.Context, user, password, tags string) error {
+	hash, err := rabbitmq.PasswordHash(password)
+	if err != nil {
+		return err
+	}
+	roots, err := httpsclient.LoadRoots(b.rmq["RABBITMQ_CA_FILE"])
+	if err != nil {
+		return err
+	}
+	client := httpsclient.New(httpsclient.Transport(roots), 10*time.Second)
+	for _, r := range []struct {
+		path string
+		body map[string]string
+	}{
+		{"/api/users/" + url.PathEscape(user), map[string]string{"password_hash": hash, "hashing_algorithm": rabbitmq.HashingAlgorithm, "tags": tags}},
+		{"/api/permissions/%2F/" + url.PathEscape(user), map[string]string{"configure": ".*", "write": ".*", "read": ".*"}},
+	} {
+		body, _ := json.Marshal(r.body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, b.rmq["RABBITMQ_MGMT_URL"]+r.path, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.SetBasicAuth(b.rmq["RABBITMQ_ADMIN_USER"], b.rmq["RABBITMQ_ADMIN_PASSWORD"])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("PUT %s: %w", r.path, httpsclient.Cause(err))
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("PUT %s: %s", r.path, resp.Status)
+		}
+	}
+	return nil
 }
 
 // makeCA stores a self-signed issuer CA in a secret, in the format tlscert's

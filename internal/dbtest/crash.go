@@ -26,6 +26,22 @@ type CrashSpec struct {
 	// NewTarget returns the target with its AWS clients made from cfg, so
 	// that a crashing configuration kills the target's own calls too.
 	NewTarget func(cfg aws.Config) rotation.Target
+	// NewCrashingTarget, when set, replaces NewTarget in CrashAtEveryCall:
+	// it also routes the target's calls that are not AWS calls (a
+	// management API's requests, a server login) through c
+	// (Crasher.Transport, Crasher.DialContext), so that the function dies
+	// after each of those as well.
+	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
+	// EachDirection: alternating users whose two directions make different
+	// calls (to the clone, whose rights are synchronised, and back to the
+	// base user, whose password alone is set): CrashAtEveryCall then dies
+	// after every call of each direction, in twice the rotations.
+	EachDirection bool
+	// SeveralPasswords: a single user keeps several passwords (Redis ACL
+	// users): setSecret adds the new one, finishSecret removes those older
+	// than AWSPREVIOUS. After a rotation AWSPREVIOUS must log in as well,
+	// and no older password of the secret.
+	SeveralPasswords bool
 	// NewSecret makes the database user (and, alternating, the master
 	// user and its secret) and stores the secret to rotate; it returns the
 	// secret's ARN.
@@ -39,27 +55,17 @@ type CrashSpec struct {
 	// user is rotated, by the master user (a driver whose users cannot
 	// change their own passwords).
 	MasterSetsSingleUser bool
-	// SeveralPasswords: a single user keeps several passwords (Redis ACL
-	// users): setSecret adds the new one, finishSecret removes those older
-	// than AWSPREVIOUS. After a rotation AWSPREVIOUS must log in as well,
-	// and no older password of the secret.
-	SeveralPasswords bool
-	// NewCrashingTarget, when set, is NewTarget for CrashAtEveryCall: the
-	// target's calls to its own server (not AWS, not HTTP) count with the
-	// AWS calls in c (testbed.Crasher.Do), so that the step is killed
-	// after each of those too.
-	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
+}
+
+// alternating reports whether the spec rotates s with alternating users.
+func (spec CrashSpec) alternating(s *dbsecret.Secret) bool {
+	return s.Strategy() == dbsecret.AlternatingUsers && !spec.MasterSetsSingleUser
 }
 
 // addsPasswords reports whether the spec rotates s by adding a password
 // beside the others (SeveralPasswords, single user).
 func (spec CrashSpec) addsPasswords(s *dbsecret.Secret) bool {
 	return spec.SeveralPasswords && !spec.alternating(s)
-}
-
-// alternating reports whether the spec rotates s with alternating users.
-func (spec CrashSpec) alternating(s *dbsecret.Secret) bool {
-	return s.Strategy() == dbsecret.AlternatingUsers && !spec.MasterSetsSingleUser
 }
 
 // crashRun is one crash test in progress.
@@ -427,53 +433,77 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 
 // CrashAtEveryCall kills each step after each of its AWS calls in turn (the
 // engine's Secrets Manager calls and the target's own count together, and
-// with NewCrashingTarget the target's calls to its server too), and
+// with NewCrashingTarget its other external calls too), and
 // once more after the step completed but before it returned; then checks
 // the invariant, reruns the step and the rest in a fresh engine, and checks
 // that the rotation finished. All the rotations run on one secret, back to
-// back, so an alternating secret goes both ways.
+// back, so an alternating secret goes both ways (each way after every one
+// of its calls with EachDirection).
 func CrashAtEveryCall(t *testing.T, spec CrashSpec) {
 	r := newCrashRun(t, spec)
+	cur, _ := r.stage("AWSCURRENT")
+	directions := 1
+	if spec.EachDirection && spec.alternating(cur) {
+		directions = 2
+	}
 	for si, step := range localrun.Steps {
 		for k := 0; ; k++ {
 			if k > 30 {
 				t.Fatalf("%s: still crashing after %d calls", step, k)
 			}
-			token := r.h.Open(r.arn)
-			for _, prior := range localrun.Steps[:si] {
-				r.step(nil, prior, token)
+			// Each rotation goes the other way, so with two directions
+			// each of them is crashed after its k-th call.
+			completed := 0
+			for range directions {
+				if r.crashAt(spec, si, step, k) {
+					completed++
+				}
 			}
-			crasher := &testbed.Crasher{K: k}
-			cfg := crasher.Config(testbed.AWSConfig(t))
-			target := spec.NewTarget
-			if spec.NewCrashingTarget != nil {
-				target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
-			}
-			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
-			err := r.h.Step(crashing, step, r.arn, token)
-			completed := err == nil
-			if err != nil && !errors.Is(err, testbed.ErrCrash) {
-				t.Fatalf("%s crashed after %d calls %v: unexpected error %v", step, k, crasher.Ops, err)
-			}
-			when := fmt.Sprintf("%s crashed after %d calls %v", step, k, crasher.Ops)
-			if completed {
-				// The step made fewer than k calls: it ran to the end, and
-				// the function dies before the result reaches Secrets
-				// Manager, which invokes the step again.
-				when = fmt.Sprintf("%s completed (%d calls) and died before returning", step, len(crasher.Ops))
-			}
-			r.remember()
-			r.invariant(when)
-			for _, rest := range localrun.Steps[si:] {
-				r.step(nil, rest, token)
-			}
-			r.close(token)
-			r.rotated(token, when)
-			t.Logf("%s: recovered", when)
-			if completed {
+			if completed == directions {
 				break
 			}
 		}
 	}
 	r.noSecretInLogs()
+}
+
+// crashAt runs one rotation whose step si dies after its k-th call, then
+// checks the invariant, reruns the step and the rest in a fresh engine and
+// checks that the rotation finished. It reports whether the step made
+// fewer than k calls (it completed, and died before returning).
+func (r *crashRun) crashAt(spec CrashSpec, si int, step string, k int) bool {
+	t := r.t
+	t.Helper()
+	token := r.h.Open(r.arn)
+	for _, prior := range localrun.Steps[:si] {
+		r.step(nil, prior, token)
+	}
+	crasher := &testbed.Crasher{K: k}
+	cfg := crasher.Config(testbed.AWSConfig(t))
+	target := spec.NewTarget
+	if spec.NewCrashingTarget != nil {
+		target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
+	}
+	crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
+	err := r.h.Step(crashing, step, r.arn, token)
+	completed := err == nil
+	if err != nil && !errors.Is(err, testbed.ErrCrash) {
+		t.Fatalf("%s crashed after %d calls %v: unexpected error %v", step, k, crasher.Ops, err)
+	}
+	when := fmt.Sprintf("%s crashed after %d calls %v", step, k, crasher.Ops)
+	if completed {
+		// The step made fewer than k calls: it ran to the end, and the
+		// function dies before the result reaches Secrets Manager, which
+		// invokes the step again.
+		when = fmt.Sprintf("%s completed (%d calls) and died before returning", step, len(crasher.Ops))
+	}
+	r.remember()
+	r.invariant(when)
+	for _, rest := range localrun.Steps[si:] {
+		r.step(nil, rest, token)
+	}
+	r.close(token)
+	r.rotated(token, when)
+	t.Logf("%s: recovered", when)
+	return completed
 }

@@ -18,12 +18,20 @@ import (
 // must hold the setSecret log line.
 func RotateUnderRIE(t *testing.T, function, caFile string, secret map[string]any, login func(testing.TB, *dbsecret.Secret) error) {
 	t.Helper()
+	RotateUnderRIEWithEnv(t, function, []string{"DB_CA_BUNDLE=" + caFile}, secret, login)
+}
+
+// RotateUnderRIEWithEnv is RotateUnderRIE for a function whose settings are
+// env ("NAME=value"; LOG_LEVEL=debug is added): an account function other
+// than a database's, or one that needs a master setting.
+func RotateUnderRIEWithEnv(t *testing.T, function string, env []string, secret map[string]any, login func(testing.TB, *dbsecret.Secret) error) {
+	t.Helper()
 	em := testbed.Emulator(t)
 	bootstrap := testbed.BuildFunction(t, function)
 	var out testbed.LogBuffer
 	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
 		Binary: testbed.RIEBinary(t), Bootstrap: bootstrap, Output: &out,
-		Env: []string{"DB_CA_BUNDLE=" + caFile, "LOG_LEVEL=debug"},
+		Env: append(append([]string(nil), env...), "LOG_LEVEL=debug"),
 	})
 	if err != nil {
 		t.Fatal(err)

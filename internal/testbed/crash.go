@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -87,6 +88,23 @@ func (c *Crasher) Transport(next http.RoundTripper) http.RoundTripper {
 		}
 		return resp, err
 	})
+}
+
+// DialContext returns a dial function over next whose connections count
+// with the calls of c, in the same sequence: the login of a protocol other
+// than HTTP (AMQP, LDAP, Redis) is an external call too. Its operation
+// names are "dial <addr>". A dial that comes after the K-th call is not
+// made (ErrCrash). The K-th call itself, when it is a dial, connects and
+// the login goes on, but the function makes no call after it: a login
+// changes nothing, so dying right after it is dying before the next call,
+// or, when the step makes none, finishing and dying before returning.
+func (c *Crasher) DialContext(next func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if send, _ := c.next("dial " + addr); !send {
+			return nil, ErrCrash
+		}
+		return next(ctx, network, addr)
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

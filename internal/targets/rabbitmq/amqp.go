@@ -24,6 +24,20 @@ import (
 // NOT_ALLOWED, also the answer to a user at its connection limit), else
 // ErrCannotReach.
 func Probe(ctx context.Context, ep Endpoint, user, password string) error {
+	conn, err := dialAMQP(ctx, ep, user, password)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	if err := probeChannel(conn, ep, user); err != nil {
+		return err
+	}
+	return conn.Close()
+}
+
+// dialAMQP opens an AMQP connection as user (Probe's login, with the same
+// errors), bounded by ctx and ep.Timeout for the whole login.
+func dialAMQP(ctx context.Context, ep Endpoint, user, password string) (*amqp.Connection, error) {
 	vhost := ep.VHost
 	if vhost == "" {
 		vhost = "/"
@@ -36,6 +50,10 @@ func Probe(ctx context.Context, ep Endpoint, user, password string) error {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
+	dial := ep.DialContext
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: timeout}).DialContext
+	}
 	cfg := amqp.Config{
 		SASL:            []amqp.Authentication{&amqp.PlainAuth{Username: user, Password: password}},
 		Vhost:           vhost,
@@ -46,8 +64,9 @@ func Probe(ctx context.Context, ep Endpoint, user, password string) error {
 		// The dial follows ctx; the deadline also bounds the TLS and AMQP
 		// handshakes (amqp091 clears it once the connection is open).
 		Dial: func(network, addr string) (net.Conn, error) {
-			d := net.Dialer{Timeout: timeout}
-			conn, err := d.DialContext(ctx, network, addr)
+			dctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			conn, err := dial(dctx, network, addr)
 			if err != nil {
 				return nil, err
 			}
@@ -64,9 +83,14 @@ func Probe(ctx context.Context, ep Endpoint, user, password string) error {
 	}
 	conn, err := amqp.DialConfig(scheme+"://"+ep.amqp()+"/", cfg)
 	if err != nil {
-		return classify(err, user, ep)
+		return nil, classify(err, user, ep)
 	}
-	defer conn.Close()
+	return conn, nil
+}
+
+// probeChannel opens a channel on conn and closes it: the connection is
+// usable, as an application's would be.
+func probeChannel(conn *amqp.Connection, ep Endpoint, user string) error {
 	ch, err := conn.Channel()
 	if err != nil {
 		return fmt.Errorf("open a channel at %s as %s: %w", ep.amqp(), user, err)
@@ -74,7 +98,7 @@ func Probe(ctx context.Context, ep Endpoint, user, password string) error {
 	if err := ch.Close(); err != nil {
 		return fmt.Errorf("close the channel at %s as %s: %w", ep.amqp(), user, err)
 	}
-	return conn.Close()
+	return nil
 }
 
 func classify(err error, user string, ep Endpoint) error {

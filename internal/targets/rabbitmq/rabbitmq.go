@@ -1,14 +1,30 @@
-// Package rabbitmq holds the pieces of the RabbitMQ user rotation that talk
-// to the broker (self-managed RabbitMQ, and Amazon MQ for RabbitMQ, which
-// serves the same management API): user changes through the management
-// HTTP API over verified HTTPS, and the login check over AMQP 0-9-1
-// (github.com/rabbitmq/amqp091-go), the protocol the applications use. It is
-// a driver beneath the account strategy layer (single user, alternating
-// users, the crash fallback), which it does not contain.
+// Package rabbitmq rotates the passwords of RabbitMQ users (self-managed
+// RabbitMQ, and Amazon MQ for RabbitMQ, which serves the same management
+// API): it is the broker's driver beneath the account strategy layer
+// (internal/account), which does single user, alternating users, the crash
+// fallback and the trust rules. User changes go through the management HTTP
+// API over verified HTTPS; credentials are proved over AMQP 0-9-1
+// (github.com/rabbitmq/amqp091-go), the protocol the applications use.
 //
 // Passwords reach the broker only as "password_hash" values computed here
 // (PasswordHash), never in plaintext, so no broker log or API response can
 // show one.
+//
+// The secret's format is Secret's. The function is configured from its
+// environment:
+//
+//	Variable                  Default             Meaning
+//	PASSWORD_LENGTH           32                  length of generated passwords
+//	EXCLUDE_CHARACTERS        /@"'\ :?#[]%`,=     characters never used (see
+//	                                              DefaultExcludeCharacters)
+//	EXCLUDE_* / INCLUDE_SPACE / REQUIRE_EACH_INCLUDED_TYPE   as for the generic function
+//	RABBITMQ_CA_BUNDLE        (none)              PEM file trusted besides the system roots
+//	RABBITMQ_CONNECT_TIMEOUT  5s                  bound of one login (AMQP or management
+//	                                              API), never beyond the invocation's deadline
+//	MASTER_ALLOWED_SERVERS    (none)              host:port list of management APIs where a
+//	                                              master secret that names no "host" may be used
+//	MASTER_ALLOWED_USERS      (none: any)         user names, or prefixes ending in "*", whose
+//	                                              passwords the master user may set
 package rabbitmq
 
 import (
@@ -44,6 +60,12 @@ type Endpoint struct {
 	// reached over HTTPS; AMQP goes plaintext when TLS is nil.
 	TLS     *tls.Config
 	Timeout time.Duration
+
+	// WrapTransport, when set, wraps the management API client's
+	// transport, and DialContext, when set, opens the TCP connection of
+	// an AMQP login: the crash tests count both as external calls.
+	WrapTransport func(http.RoundTripper) http.RoundTripper
+	DialContext   func(ctx context.Context, network, addr string) (net.Conn, error)
 }
 
 func (e Endpoint) api() string  { return net.JoinHostPort(e.Host, strconv.Itoa(e.APIPort)) }
@@ -75,15 +97,19 @@ func Connect(ctx context.Context, ep Endpoint, user, password string) (*Admin, e
 	if ep.TLS == nil {
 		return nil, fmt.Errorf("management API at %s: refusing plain HTTP, which would carry the password of %s in clear", ep.api(), user)
 	}
+	var rt http.RoundTripper = &http.Transport{
+		TLSClientConfig:     ep.TLS,
+		Proxy:               nil, // the broker is reached directly, never through an environment proxy
+		TLSHandshakeTimeout: ep.Timeout,
+		MaxIdleConnsPerHost: 2,
+	}
+	if ep.WrapTransport != nil {
+		rt = ep.WrapTransport(rt)
+	}
 	a := &Admin{
 		http: &http.Client{
-			Transport: &http.Transport{
-				TLSClientConfig:     ep.TLS,
-				Proxy:               nil, // the broker is reached directly, never through an environment proxy
-				TLSHandshakeTimeout: ep.Timeout,
-				MaxIdleConnsPerHost: 2,
-			},
-			Timeout: ep.Timeout,
+			Transport: rt,
+			Timeout:   ep.Timeout,
 			// A redirect would resend the Authorization header elsewhere.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
