@@ -26,6 +26,12 @@ type CrashSpec struct {
 	// NewTarget returns the target with its AWS clients made from cfg, so
 	// that a crashing configuration kills the target's own calls too.
 	NewTarget func(cfg aws.Config) rotation.Target
+	// NewCrashingTarget, when set, is what CrashAtEveryCall uses instead
+	// of NewTarget: it also gets the Crasher, so that the target's calls
+	// to its own server, wrapped in Crasher.Do (or made through
+	// Crasher.Transport), count and crash in the same sequence as its AWS
+	// calls.
+	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
 	// NewSecret makes the database user (and, alternating, the master
 	// user and its secret) and stores the secret to rotate; it returns the
 	// secret's ARN.
@@ -39,6 +45,18 @@ type CrashSpec struct {
 	// user is rotated, by the master user (a driver whose users cannot
 	// change their own passwords).
 	MasterSetsSingleUser bool
+	// NewPassword makes the passwords the tests set themselves; nil is
+	// Password (24 hex characters). A system with a password policy of its
+	// own (Active Directory's complexity) gives one it accepts.
+	NewPassword func() string
+}
+
+// password returns a new password that the spec's system accepts.
+func (spec CrashSpec) password() string {
+	if spec.NewPassword != nil {
+		return spec.NewPassword()
+	}
+	return Password()
 }
 
 // alternating reports whether the spec rotates s with alternating users.
@@ -336,7 +354,7 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 		t.Fatal("OtherVersionsChecked needs a single-user secret")
 	}
 	// Neither AWSCURRENT nor (absent) AWSPREVIOUS logs in any more.
-	working := Password()
+	working := spec.password()
 	spec.SetPassword(t, cur.Username, working)
 	r.gap = true
 
@@ -358,7 +376,7 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 	}
 	r.putOther(value, "TEST-OTHER-USER")
 	for i := 0; i < 4; i++ {
-		wrong, err := cur.With(cur.Username, Password())
+		wrong, err := cur.With(cur.Username, spec.password())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +403,8 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 }
 
 // CrashAtEveryCall kills each step after each of its AWS calls in turn (the
-// engine's Secrets Manager calls and the target's own count together), and
+// engine's Secrets Manager calls and the target's own count together, and
+// with NewCrashingTarget the target's calls to its own server too), and
 // once more after the step completed but before it returned; then checks
 // the invariant, reruns the step and the rest in a fresh engine, and checks
 // that the rotation finished. All the rotations run on one secret, back to
@@ -403,7 +422,11 @@ func CrashAtEveryCall(t *testing.T, spec CrashSpec) {
 			}
 			crasher := &testbed.Crasher{K: k}
 			cfg := crasher.Config(testbed.AWSConfig(t))
-			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), spec.NewTarget(cfg), r.h.options())
+			target := spec.NewTarget
+			if spec.NewCrashingTarget != nil {
+				target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
+			}
+			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
 			err := r.h.Step(crashing, step, r.arn, token)
 			completed := err == nil
 			if err != nil && !errors.Is(err, testbed.ErrCrash) {

@@ -48,6 +48,24 @@ func (c *Crasher) next(op string) (send, die bool) {
 	return n <= c.K, n == c.K
 }
 
+// Do runs call, one call of the function to a server that is neither AWS
+// nor HTTP (an LDAP bind or modify, a Kerberos exchange), named op, in c's
+// one sequence of calls: it is not run once the function has died, and
+// when it is the K-th call it takes effect and then the function dies, Do
+// returning ErrCrash. Crash tests wrap a target's own calls in Do so that
+// the function dies after each of those calls too.
+func (c *Crasher) Do(op string, call func() error) error {
+	send, die := c.next(op)
+	if !send {
+		return ErrCrash
+	}
+	err := call()
+	if err == nil && die {
+		return ErrCrash
+	}
+	return err
+}
+
 // Transport returns a transport over next whose requests count with the AWS
 // calls of c, in one sequence: the K-th call of either kind takes effect
 // (the request reaches the server, which answers) and then fails with
