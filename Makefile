@@ -86,6 +86,12 @@ build-ProviderFunction:
 	cp functions/provider/configs/*.json $(ARTIFACTS_DIR)/
 	if [ -f certs/provider-ca.pem ]; then cp certs/provider-ca.pem $(ARTIFACTS_DIR)/; fi
 
+# The directory's CA ships beside the bootstrap when certs/directory-ca-bundle.pem
+# exists (DirectoryCaBundle=/var/task/directory-ca-bundle.pem).
+build-DirectoryFunction:
+	$(SAM_GO_BUILD) ./functions/directory
+	if [ -f certs/directory-ca-bundle.pem ]; then cp certs/directory-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
+
 testbed-up:
 	scripts/testbed.sh up
 
