@@ -96,6 +96,12 @@ build-RabbitMqFunction:
 	$(SAM_GO_BUILD) ./functions/rabbitmq
 	if [ -f certs/rabbitmq-ca-bundle.pem ]; then cp certs/rabbitmq-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
 
+# The directory's CA ships beside the bootstrap when certs/directory-ca-bundle.pem
+# exists (DirectoryCaBundle=/var/task/directory-ca-bundle.pem).
+build-DirectoryFunction:
+	$(SAM_GO_BUILD) ./functions/directory
+	if [ -f certs/directory-ca-bundle.pem ]; then cp certs/directory-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
+
 testbed-up:
 	scripts/testbed.sh up
 

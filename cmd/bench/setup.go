@@ -11,6 +11,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
@@ -23,12 +24,14 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/go-ldap/ldap/v3"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
 	goredis "github.com/redis/go-redis/v9"
@@ -150,6 +153,15 @@ var cases = map[string]setup{
 		})
 		return []string{"RABBITMQ_CA_BUNDLE=" + b.rmq["RABBITMQ_CA_FILE"]}, string(doc), nil
 	},
+	// One single account, on the test bed's Samba AD DC (BENCH_DIRECTORY=ldap:
+	// its OpenLDAP): the own password change, and a Kerberos ticket in
+	// setSecret's login and in testSecret.
+	"directory": func(ctx context.Context, b *bed) ([]string, string, error) {
+		if os.Getenv("BENCH_DIRECTORY") == "ldap" {
+			return b.slapdAccount(ctx)
+		}
+		return b.sambaAccount(ctx)
+	},
 	"mysql": func(ctx context.Context, b *bed) ([]string, string, error) {
 		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
 		if err := b.mysqlExec(ctx, "CREATE USER ?@'%' IDENTIFIED BY ?", user, pw); err != nil {
@@ -157,6 +169,116 @@ var cases = map[string]setup{
 		}
 		return []string{"DB_CA_BUNDLE=" + b.db["MYSQL_CA_FILE"]}, b.dbSecret("mariadb", "MYSQL", user, pw), nil
 	},
+}
+
+// readEnv reads an env file of the test bed ("export K=V" lines).
+func readEnv(name string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(".testbed", name))
+	if err != nil {
+		return nil, fmt.Errorf("test bed settings (run scripts/%s.sh up): %w", strings.TrimSuffix(name, ".env"), err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok {
+			m[k] = strings.Trim(v, `'"`)
+		}
+	}
+	return m, sc.Err()
+}
+
+// directoryAdmin binds to a test bed directory over LDAPS as its
+// administrator, verifying it with the test CA.
+func directoryAdmin(addr, host, caFile, dn, password string) (*ldap.Conn, error) {
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, errors.New("no certificate in the directory's test CA file")
+	}
+	l, err := ldap.DialURL("ldaps://"+addr, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Bind(dn, password); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("bind as the directory's administrator: %w", err)
+	}
+	return l, nil
+}
+
+// directoryPassword meets Active Directory's complexity and OpenLDAP's
+// quality check.
+func directoryPassword() string { return "Aa1-" + randomPassword() }
+
+// sambaAccount makes a user under the Samba DC's service-account OU.
+func (b *bed) sambaAccount(context.Context) ([]string, string, error) {
+	e, err := readEnv("samba.env")
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := directoryAdmin(e["SAMBA_HOST"]+":"+e["SAMBA_LDAPS_PORT"], e["SAMBA_HOST"], e["SAMBA_CA_FILE"], e["SAMBA_ADMIN_DN"], e["SAMBA_ADMIN_PASSWORD"])
+	if err != nil {
+		return nil, "", err
+	}
+	defer l.Close()
+	sam, pw := "bench"+localrun.NewToken()[:8], directoryPassword()
+	dn := "CN=" + sam + "," + e["SAMBA_SERVICES_OU"]
+	u := utf16.Encode([]rune(`"` + pw + `"`))
+	quoted := make([]byte, 2*len(u))
+	for i, r := range u {
+		binary.LittleEndian.PutUint16(quoted[2*i:], r)
+	}
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	req.Attribute("sAMAccountName", []string{sam})
+	req.Attribute("unicodePwd", []string{string(quoted)})
+	req.Attribute("userAccountControl", []string{"512"})
+	if err := l.Add(req); err != nil {
+		return nil, "", fmt.Errorf("add %s: %w", dn, err)
+	}
+	return []string{
+		"DIRECTORY_KIND=activedirectory", "DIRECTORY_URL=ldaps://" + e["SAMBA_HOST"] + ":" + e["SAMBA_LDAPS_PORT"],
+		"DIRECTORY_ALLOWED_BASE_DNS=" + e["SAMBA_SERVICES_OU"], "DIRECTORY_KERBEROS_REALM=" + e["SAMBA_REALM"],
+		"DIRECTORY_KERBEROS_KDCS=" + e["SAMBA_KDC"], "DIRECTORY_CA_BUNDLE=" + e["SAMBA_CA_FILE"],
+	}, directorySecret(dn, pw), nil
+}
+
+// slapdAccount makes an account under slapd's ou=services.
+func (b *bed) slapdAccount(context.Context) ([]string, string, error) {
+	e, err := readEnv("slapd.env")
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := directoryAdmin(e["SLAPD_HOST"]+":"+e["SLAPD_TLS_PORT"], e["SLAPD_HOST"], e["SLAPD_CA_FILE"], e["SLAPD_ADMIN_DN"], e["SLAPD_ADMIN_PASSWORD"])
+	if err != nil {
+		return nil, "", err
+	}
+	defer l.Close()
+	uid, pw := "bench-"+localrun.NewToken()[:8], directoryPassword()
+	ou := "ou=services," + e["SLAPD_BASE_DN"]
+	dn := "uid=" + uid + "," + ou
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"inetOrgPerson"})
+	req.Attribute("uid", []string{uid})
+	req.Attribute("cn", []string{uid})
+	req.Attribute("sn", []string{uid})
+	req.Attribute("userPassword", []string{pw})
+	if err := l.Add(req); err != nil {
+		return nil, "", fmt.Errorf("add %s: %w", dn, err)
+	}
+	return []string{
+		"DIRECTORY_KIND=ldap", "DIRECTORY_URL=ldaps://" + e["SLAPD_HOST"] + ":" + e["SLAPD_TLS_PORT"],
+		"DIRECTORY_ALLOWED_BASE_DNS=" + ou, "DIRECTORY_CA_BUNDLE=" + e["SLAPD_CA_FILE"],
+	}, directorySecret(dn, pw), nil
+}
+
+func directorySecret(dn, pw string) string {
+	doc, _ := json.Marshal(map[string]string{"username": dn, "password": pw})
+	return string(doc)
 }
 
 // randomPassword is hex, so it needs no quoting in the CREATE ROLE above.

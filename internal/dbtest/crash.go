@@ -55,6 +55,18 @@ type CrashSpec struct {
 	// user is rotated, by the master user (a driver whose users cannot
 	// change their own passwords).
 	MasterSetsSingleUser bool
+	// NewPassword makes the passwords the tests set themselves; nil is
+	// Password (24 hex characters). A system with a password policy of its
+	// own (Active Directory's complexity) gives one it accepts.
+	NewPassword func() string
+}
+
+// password returns a new password that the spec's system accepts.
+func (spec CrashSpec) password() string {
+	if spec.NewPassword != nil {
+		return spec.NewPassword()
+	}
+	return Password()
 }
 
 // alternating reports whether the spec rotates s with alternating users.
@@ -383,7 +395,7 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 		t.Fatal("OtherVersionsChecked needs a single-user secret")
 	}
 	// Neither AWSCURRENT nor (absent) AWSPREVIOUS logs in any more.
-	working := Password()
+	working := spec.password()
 	spec.SetPassword(t, cur.Username, working)
 	r.gap = true
 
@@ -405,7 +417,7 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 	}
 	r.putOther(value, "TEST-OTHER-USER")
 	for i := 0; i < 4; i++ {
-		wrong, err := cur.With(cur.Username, Password())
+		wrong, err := cur.With(cur.Username, spec.password())
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -2,6 +2,7 @@ package dbtest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -21,9 +22,10 @@ func RotateUnderRIE(t *testing.T, function, caFile string, secret map[string]any
 	RotateUnderRIEWithEnv(t, function, []string{"DB_CA_BUNDLE=" + caFile}, secret, login)
 }
 
-// RotateUnderRIEWithEnv is RotateUnderRIE for a function whose settings are
-// env ("NAME=value"; LOG_LEVEL=debug is added): an account function other
-// than a database's, or one that needs a master setting.
+// RotateUnderRIEWithEnv is RotateUnderRIE for a function configured by env
+// (the function's variables besides LOG_LEVEL=debug): account functions
+// other than the databases'. The secret's fields are those of the AWS
+// database format where it has them ("username", "password", "masterarn").
 func RotateUnderRIEWithEnv(t *testing.T, function string, env []string, secret map[string]any, login func(testing.TB, *dbsecret.Secret) error) {
 	t.Helper()
 	em := testbed.Emulator(t)
@@ -31,7 +33,7 @@ func RotateUnderRIEWithEnv(t *testing.T, function string, env []string, secret m
 	var out testbed.LogBuffer
 	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
 		Binary: testbed.RIEBinary(t), Bootstrap: bootstrap, Output: &out,
-		Env: append(append([]string(nil), env...), "LOG_LEVEL=debug"),
+		Env: append(slices.Clip(env), "LOG_LEVEL=debug"),
 	})
 	if err != nil {
 		t.Fatal(err)

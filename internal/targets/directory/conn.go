@@ -25,6 +25,9 @@ type Conn struct {
 	l        *ldap.Conn
 	account  string
 	password string
+	// kerberosOK: Probe obtained a ticket-granting ticket with password
+	// (Active Directory); a later Probe does not ask the KDC again.
+	kerberosOK bool
 }
 
 // Connect dials ep, protects the connection as ep.Security says (the
@@ -144,7 +147,8 @@ func (c *Conn) opError(ctx context.Context, err error, op, account string, secre
 // account's own entry. For Active Directory it also obtains a Kerberos
 // ticket-granting ticket for the account (its sAMAccountName) with the
 // session's password, since services authenticate with Kerberos; a refused
-// login is a *dbsecret.ConnError of kind ErrCannotLogIn.
+// login is a *dbsecret.ConnError of kind ErrCannotLogIn. Once the KDC
+// accepted the session's password, a later Probe only reads the entry.
 func (c *Conn) Probe(ctx context.Context) error {
 	attrs := []string{"1.1"}
 	if c.ep.Kind == ActiveDirectory {
@@ -154,14 +158,18 @@ func (c *Conn) Probe(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if c.ep.Kind != ActiveDirectory {
+	if c.ep.Kind != ActiveDirectory || c.kerberosOK {
 		return nil
 	}
 	sam := e.GetAttributeValue("sAMAccountName")
 	if sam == "" {
 		return fmt.Errorf("read of %s at %s: the entry has no sAMAccountName to log in to Kerberos with", c.account, c.ep)
 	}
-	return KerberosLogin(ctx, c.ep.Kerberos, c.ep.timeout(), sam, c.password)
+	if err := KerberosLogin(ctx, c.ep.Kerberos, c.ep.timeout(), sam, c.password); err != nil {
+		return err
+	}
+	c.kerberosOK = true
+	return nil
 }
 
 // readEntry reads one entry by DN; a missing entry is a *Refusal matching
@@ -212,7 +220,7 @@ func (c *Conn) SetOwnPassword(ctx context.Context, account, password string) err
 	if err != nil {
 		return c.opError(ctx, err, opChange, account, c.password, password)
 	}
-	c.password = password
+	c.password, c.kerberosOK = password, false
 	return nil
 }
 
@@ -251,7 +259,7 @@ func (c *Conn) SetPassword(ctx context.Context, account, password string) error 
 		return err
 	}
 	if sameDN(account, c.account) {
-		c.password = password
+		c.password, c.kerberosOK = password, false
 	}
 	return nil
 }

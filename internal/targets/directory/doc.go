@@ -1,21 +1,26 @@
-// Package directory holds the directory-server pieces of the directory
-// rotation target: binding to an LDAP directory or Active Directory with
-// verified TLS, classifying a refused bind apart from an unreachable server,
-// changing and resetting passwords (RFC 3062 Password Modify for RFC 4511
-// directories such as OpenLDAP; unicodePwd over LDAPS for Active Directory),
-// testing a password by binding and, for Active Directory, by obtaining a
-// Kerberos ticket-granting ticket with it.
+// Package directory is the directory function's target: the account
+// strategy layer (internal/account) over a driver for Active Directory and
+// RFC 4511 directories such as OpenLDAP. See docs/directory.md.
 //
-// It is a driver, shaped like internal/dbtarget's Driver and Conn: Connect
-// logs in as one account and returns a Conn whose Probe, SetOwnPassword,
-// SetPassword and EnsureClone are what the account strategy layer (single
-// account, alternating accounts with a master secret, crash fallback) calls.
-// It has no strategy of its own and reads no secret: every endpoint setting
-// comes from the caller, which builds it from the function's configuration.
+// The driver (Driver, New) parses the directory secret format, places every
+// connection at the directory the function's configuration names (Config,
+// ConfigFromEnv: the directory's URL, kind, Kerberos realm and the
+// subtrees whose accounts may be rotated), and refuses a secret that names
+// another server or an account outside those subtrees before any
+// connection. The layer does the strategies, the crash fallback and the
+// trust rules.
 //
-// Connection errors are *dbsecret.ConnError classified as
-// dbsecret.ErrCannotLogIn (the directory or KDC judged the credentials) or
-// dbsecret.ErrCannotReach (anything before that: no route, TLS that does not
+// Beneath it, Connect binds to a directory with verified TLS (or, only with
+// the configuration's consent, in plaintext), telling a refused bind apart
+// from an unreachable server, and returns a Conn that changes and resets
+// passwords (RFC 3062 Password Modify for RFC 4511 directories; unicodePwd
+// over LDAPS for Active Directory) and tests them by reading the account's
+// own entry and, for Active Directory, by obtaining a Kerberos
+// ticket-granting ticket (KerberosLogin).
+//
+// Connection errors are *account.ConnError classified as
+// account.ErrCannotLogIn (the directory or KDC judged the credentials) or
+// account.ErrCannotReach (anything before that: no route, TLS that does not
 // verify, timeout). A directory's refusal of a password change is a
 // *Refusal naming the account and the reason, matching ErrPasswordPolicy,
 // ErrWrongPassword, ErrNotPermitted or ErrNoSuchAccount with errors.Is.

@@ -37,7 +37,12 @@ func (s Slapd) Admin(t testing.TB) *ldap.Conn {
 // the ppolicy entry that governs it (pwdPolicySubentry).
 func (s Slapd) AddAccount(t testing.TB, ou, password, policy string) string {
 	t.Helper()
-	name := Name("svc-")
+	return s.AddAccountNamed(t, ou, Name("svc-"), password, policy)
+}
+
+// AddAccountNamed is AddAccount with the account's uid (its RDN value).
+func (s Slapd) AddAccountNamed(t testing.TB, ou, name, password, policy string) string {
+	t.Helper()
 	dn := "uid=" + name + "," + ou
 	l := s.Admin(t)
 	defer l.Close()
@@ -84,12 +89,19 @@ type User struct {
 func (s Samba) AddUser(t testing.TB, container, password string) User {
 	t.Helper()
 	sam := Name("svc")
-	u := User{DN: "CN=" + sam + "," + container, SAMAccountName: sam}
+	return s.AddUserNamed(t, container, sam, sam, password)
+}
+
+// AddUserNamed is AddUser with the user's cn (its RDN value) and
+// sAMAccountName (at most 20 characters).
+func (s Samba) AddUserNamed(t testing.TB, container, cn, sam, password string) User {
+	t.Helper()
+	u := User{DN: "CN=" + cn + "," + container, SAMAccountName: sam}
 	l := s.Admin(t)
 	defer l.Close()
 	req := ldap.NewAddRequest(u.DN, nil)
 	req.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
-	req.Attribute("cn", []string{sam})
+	req.Attribute("cn", []string{cn})
 	req.Attribute("sAMAccountName", []string{sam})
 	req.Attribute("userPrincipalName", []string{sam + "@" + s.Realm})
 	req.Attribute("unicodePwd", []string{quotedUTF16(password)})
@@ -153,4 +165,28 @@ func quotedUTF16(p string) string {
 		binary.LittleEndian.PutUint16(b[2*i:], r)
 	}
 	return string(b)
+}
+
+// SetPassword sets dn's password as the directory's administrator (the
+// rootdn, whom no password policy binds): to put an account in a state no
+// rotation leaves.
+func (s Slapd) SetPassword(t testing.TB, dn, password string) {
+	t.Helper()
+	l := s.Admin(t)
+	defer l.Close()
+	if _, err := l.PasswordModify(ldap.NewPasswordModifyRequest(dn, "", password)); err != nil {
+		t.Fatalf("set the password of %s: %v", dn, err)
+	}
+}
+
+// SetPassword sets dn's password as Administrator.
+func (s Samba) SetPassword(t testing.TB, dn, password string) {
+	t.Helper()
+	l := s.Admin(t)
+	defer l.Close()
+	req := ldap.NewModifyRequest(dn, nil)
+	req.Replace("unicodePwd", []string{quotedUTF16(password)})
+	if err := l.Modify(req); err != nil {
+		t.Fatalf("set the password of %s: %v", dn, err)
+	}
 }

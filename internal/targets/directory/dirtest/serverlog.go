@@ -36,12 +36,19 @@ func MarkSlapdLog(t testing.TB, s Slapd) *SlapdMark {
 var (
 	slapdBindRE   = regexp.MustCompile(`conn=(\d+) op=(\d+) BIND dn="([^"]*)" method=`)
 	slapdResultRE = regexp.MustCompile(`conn=(\d+) op=(\d+) RESULT tag=97 err=(\d+)`)
+	// slapd logs the security strength of the connection a bind came on:
+	// ssf=0 is no TLS.
+	slapdBindSSFRE = regexp.MustCompile(`conn=\d+ op=\d+ BIND dn="([^"]*)" mech=\S+ bind_ssf=\d+ ssf=(\d+)`)
 )
 
 // SlapdBinds is what slapd logged about binds after a mark.
 type SlapdBinds struct {
 	Binds  int            // bind requests (the rootdn's excluded)
+	ByDN   map[string]int // bind requests by lower-case DN
 	Failed map[string]int // refused binds (result 49) by lower-case DN
+	// Plaintext are the accepted binds that came on a connection without
+	// TLS (ssf=0), by lower-case DN.
+	Plaintext map[string]int
 }
 
 // Read waits until slapd has logged everything it answered before now and
@@ -88,12 +95,18 @@ func (m *SlapdMark) Binds(t testing.TB) int { t.Helper(); return m.Read(t).Binds
 // (logged anywhere in text); pending is the number of those binds whose
 // result is not logged yet.
 func parseSlapd(text string, end int, admin string) (SlapdBinds, int) {
-	b := SlapdBinds{Failed: map[string]int{}}
+	b := SlapdBinds{ByDN: map[string]int{}, Failed: map[string]int{}, Plaintext: map[string]int{}}
 	dns := map[string]string{}
 	pos := 0
 	for _, line := range strings.Split(text, "\n") {
 		before := pos < end
 		pos += len(line) + 1
+		if m := slapdBindSSFRE.FindStringSubmatch(line); m != nil {
+			if before && m[2] == "0" {
+				b.Plaintext[strings.ToLower(m[1])]++
+			}
+			continue
+		}
 		if m := slapdBindRE.FindStringSubmatch(line); m != nil {
 			if !before {
 				continue
@@ -102,6 +115,7 @@ func parseSlapd(text string, end int, admin string) (SlapdBinds, int) {
 			if dn != admin {
 				b.Binds++
 			}
+			b.ByDN[dn]++
 			dns[m[1]+"/"+m[2]] = dn
 			continue
 		}
