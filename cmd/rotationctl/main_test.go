@@ -15,6 +15,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
@@ -400,5 +403,84 @@ func TestRollbackGeneric(t *testing.T) {
 	}
 	if after := stages(t, em, arn); !mapsEqual(st, after) {
 		t.Errorf("a refused rollback changed the stages: %v -> %v", st, after)
+	}
+}
+
+// TestRotateFollowsSecretsManager: without -bootstrap, rotate calls
+// RotateSecret and follows the rotation from the labels and the function's
+// log. LocalStack cannot run the function (no Docker) and swallows the
+// invoke error, so the test does the part of Secrets Manager and Lambda it
+// lacks: it invokes the real function under the runtime interface emulator
+// for each step and ships the function's log lines to CloudWatch Logs.
+func TestRotateFollowsSecretsManager(t *testing.T) {
+	em := testbed.Emulator(t)
+	arn := testbed.CreateSecret(t, em, "initial-value-0004")
+	mustCtl(t, "rotate", arn, "-bootstrap", genericBootstrap(t), "-function-log", filepath.Join(t.TempDir(), "fn.log")) // attaches the stand-in function
+	t.Setenv("AWS_ENDPOINT_URL_CLOUDWATCH_LOGS", testbed.MotoURL(t))
+	group := "/aws/lambda/" + localrun.StandInName
+
+	out := &testbed.LogBuffer{}
+	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{Binary: testbed.RIEBinary(t), Bootstrap: genericBootstrap(t), Output: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rie.Close()
+
+	type result struct {
+		out, errOut string
+		code        int
+	}
+	done := make(chan result, 1)
+	before := stages(t, em, arn)
+	go func() {
+		var o, e bytes.Buffer
+		code := run(context.Background(), []string{"rotate", arn, "-poll", "100ms", "-timeout", "60s"}, &o, &e)
+		done <- result{o.String(), e.String(), code}
+	}()
+
+	var token string
+	for token == "" {
+		select {
+		case r := <-done:
+			t.Fatalf("rotate ended before the rotation opened: exit %d\n%s\n%s", r.code, r.out, r.errOut)
+		case <-time.After(50 * time.Millisecond):
+		}
+		for id, st := range stages(t, em, arn) {
+			if _, old := before[id]; !old && slices.Contains(st, "AWSPENDING") {
+				token = id
+			}
+		}
+	}
+	shipped := 0
+	for _, step := range localrun.Steps {
+		if err := rie.Invoke(context.Background(), events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token}); err != nil {
+			t.Fatalf("%s: %v\n%s", step, err, out.String())
+		}
+		var lines []string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if strings.HasPrefix(l, "{") {
+				lines = append(lines, l)
+			}
+		}
+		shipLines(t, group, lines[shipped:])
+		shipped = len(lines)
+	}
+	if err := em.CloseRotation(context.Background(), arn, token); err != nil { // what Secrets Manager does after finishSecret
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.code != 0 {
+		t.Fatalf("rotate: exit %d\n%s\n%s", r.code, r.out, r.errOut)
+	}
+	for _, step := range localrun.Steps {
+		if !regexpMatch(`(?m)^\d\d:\d\d:\d\d  `+step+` +ok `, r.out) {
+			t.Errorf("no log line for %s:\n%s", step, r.out)
+		}
+	}
+	t.Logf("rotate output:\n%s", r.out)
+	for _, want := range []string{"RotateSecret accepted", "version " + token + ": AWSPENDING", "AWSCURRENT", "rotation succeeded"} {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("output lacks %q:\n%s", want, r.out)
+		}
 	}
 }
