@@ -79,6 +79,8 @@ build-TlsCertFunction:
 	$(SAM_GO_BUILD) ./functions/tlscert
 build-IamKeyFunction:
 	$(SAM_GO_BUILD) ./functions/iamkey
+build-AuditorFunction:
+	$(SAM_GO_BUILD) ./functions/auditor
 
 testbed-up:
 	scripts/testbed.sh up

@@ -233,6 +233,9 @@ func (t *Target) retry(ctx context.Context, fn func() error) (attempts int, err 
 // stages in req are those read before finishSecret moved AWSCURRENT, so the
 // version that carried AWSCURRENT then is the one just retired.
 func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
+	if err := t.recordKeyCreated(ctx, req); err != nil {
+		return err
+	}
 	if !t.cfg.DeactivatePrevious {
 		return nil
 	}

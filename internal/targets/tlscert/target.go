@@ -21,13 +21,14 @@ type Target struct {
 	issuer issuer
 	acm    *acm.Client
 	now    func() time.Time
+	tags   tagger // expiry.go
 }
 
 var _ rotation.Target = (*Target)(nil)
 
 // New returns a Target for cfg, calling AWS with awsCfg.
 func New(cfg Config, awsCfg aws.Config) *Target {
-	t := &Target{cfg: cfg, now: time.Now}
+	t := &Target{cfg: cfg, now: time.Now, tags: secretsmanager.NewFromConfig(awsCfg)}
 	if cfg.CASecretID != "" {
 		t.issuer = &secretCA{id: cfg.CASecretID, sm: secretsmanager.NewFromConfig(awsCfg)}
 	} else {
