@@ -278,6 +278,13 @@ func (f *follower) run(ctx context.Context, timeout, poll time.Duration) followR
 			res.LogsNote = f.logsErr.Error()
 		}
 		if done {
+			// The log reaches CloudWatch a moment after the labels move:
+			// wait a little for the last step's line.
+			for wait := time.Now().Add(5 * time.Second); f.logsErr == nil && !f.has("finishSecret") && time.Now().Before(wait); {
+				time.Sleep(poll)
+				f.readLog(ctx)
+			}
+			res.Steps = f.stepLines
 			res.Finished = true
 			return res
 		}
@@ -328,6 +335,16 @@ func (f *follower) once(ctx context.Context) (done bool, err error) {
 		return false, fmt.Errorf("rotation of %s was turned off (CancelRotateSecret) before it finished", f.arn)
 	}
 	return false, nil
+}
+
+// has reports whether the log showed step succeed.
+func (f *follower) has(step string) bool {
+	for _, l := range f.stepLines {
+		if l.Step == step && l.Outcome != "failure" {
+			return true
+		}
+	}
+	return false
 }
 
 // readLog prints the function's new log lines of this rotation.

@@ -88,7 +88,10 @@ func runStatus(ctx context.Context, c cli, args []string) error {
 	for _, m := range metas {
 		row := secretStatus{
 			Name: m.Name, ARN: m.ARN, RotationEnabled: m.Enabled(), Function: m.FunctionName(), Schedule: m.Schedule(),
-			Required: m.Required(), PrimaryRegion: m.PrimaryRegion,
+			Required: m.Required(),
+		}
+		if m.IsReplica(cfg.Region) {
+			row.PrimaryRegion = m.PrimaryRegion
 		}
 		if !m.LastRotated.IsZero() {
 			t := m.LastRotated.UTC()
