@@ -241,6 +241,16 @@ func TestCancelKeepsTheValueOfAFailedTest(t *testing.T) {
 	if strings.Contains(out, value) {
 		t.Error("cancel printed a secret value")
 	}
+
+	// Rotation is on but no rotation ever finished: nothing to roll back to.
+	before := stages(t, em, arn)
+	_, errOut, code := ctl(t, "rollback", arn, "-bootstrap", genericBootstrap(t))
+	if code != 1 || !strings.Contains(errOut, "has no AWSPREVIOUS version") || !strings.Contains(errOut, "nothing changed") {
+		t.Errorf("rollback without AWSPREVIOUS: exit %d\n%s", code, errOut)
+	}
+	if after := stages(t, em, arn); !mapsEqual(before, after) {
+		t.Errorf("the refused rollback changed the stages: %v -> %v", before, after)
+	}
 }
 
 // refusingProvider starts an HTTPS server on 127.0.0.1 that refuses every
@@ -256,12 +266,9 @@ func refusingProvider(t *testing.T) (url, caFile string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	srv := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "unknown API key", http.StatusUnauthorized)
-	}))
-	srv.Listener.Close()
-	srv.Listener = l
-	srv.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
+	})}, TLS: &tls.Config{MinVersion: tls.VersionTLS12}}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 	caFile = filepath.Join(t.TempDir(), "provider.pem")
