@@ -1,4 +1,4 @@
-package keyring_test
+package datakey_test
 
 import (
 	"context"
@@ -157,20 +157,4 @@ func mustValue(t *testing.T, ctx context.Context, sm *secretsmanager.Client, arn
 		t.Fatal(err)
 	}
 	return aws.ToString(out.SecretString)
-}
-
-func TestSameSecret(t *testing.T) {
-	a := "arn:aws:secretsmanager:us-east-1:111122223333:secret:app/key-AbCdEf"
-	for b, want := range map[string]bool{
-		a: true,
-		"arn:aws:secretsmanager:eu-west-1:111122223333:secret:app/key-AbCdEf":   true,  // its replica
-		"arn:aws:secretsmanager:eu-west-1:111122223333:secret:app/key-XyZuvw":   false, // same name, made separately
-		"arn:aws:secretsmanager:us-east-1:444455556666:secret:app/key-AbCdEf":   false, // another account
-		"arn:aws:secretsmanager:us-east-1:111122223333:secret:app/other-AbCdEf": false,
-		"app/key": false,
-	} {
-		if got := keyring.SameSecret(a, b); got != want {
-			t.Errorf("SameSecret(%s) = %v, want %v", b, got, want)
-		}
-	}
 }
