@@ -147,6 +147,25 @@ func (s *Source) Fresh(ctx context.Context, maxAge time.Duration) (Credentials, 
 	return c, nil
 }
 
+// Pending returns AWSPENDING as read at most maxAge ago; ok is false when
+// no rotation is open (no version carries AWSPENDING, or it is the version
+// of AWSCURRENT, which Secrets Manager leaves labelled for a moment after
+// finishSecret).
+func (s *Source) Pending(ctx context.Context, maxAge time.Duration) (Credentials, bool, error) {
+	c, ok, err := s.stage(ctx, "AWSPENDING", s.opt.Now().Add(-maxAge))
+	if err != nil || !ok {
+		return Credentials{}, false, err
+	}
+	cur, err := s.Fresh(ctx, maxAge)
+	if err != nil {
+		return Credentials{}, false, err
+	}
+	if cur.VersionID == c.VersionID {
+		return Credentials{}, false, nil
+	}
+	return c, true, nil
+}
+
 // remember keeps c as the credentials to try first.
 func (s *Source) remember(c Credentials) {
 	s.mu.Lock()
