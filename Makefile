@@ -86,6 +86,9 @@ build-ProviderFunction:
 	cp functions/provider/configs/*.json $(ARTIFACTS_DIR)/
 	if [ -f certs/provider-ca.pem ]; then cp certs/provider-ca.pem $(ARTIFACTS_DIR)/; fi
 
+build-AuditorFunction:
+	$(SAM_GO_BUILD) ./functions/auditor
+
 testbed-up:
 	scripts/testbed.sh up
 
