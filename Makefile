@@ -102,6 +102,9 @@ build-DirectoryFunction:
 	$(SAM_GO_BUILD) ./functions/directory
 	if [ -f certs/directory-ca-bundle.pem ]; then cp certs/directory-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
 
+build-AuditorFunction:
+	$(SAM_GO_BUILD) ./functions/auditor
+
 testbed-up:
 	scripts/testbed.sh up
 

@@ -231,7 +231,16 @@ func (t *Target) connect(ctx context.Context, loc Location, user, password strin
 
 // Test logs in with the pending credentials and probes the session.
 func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
-	_, pend, _, err := t.load(ctx, req)
+	// Only AWSPENDING is read: testing logs in with the pending
+	// credentials where the pending version says, which reveals nothing
+	// beyond that secret's own credential, and changes nothing. The
+	// checks against AWSCURRENT guard the steps that use other
+	// credentials (setSecret) or move labels (the engine's finishSecret).
+	pv, err := req.Versions.Pending(ctx)
+	if err != nil {
+		return err
+	}
+	pend, err := t.parse(labelPending, pv.Value)
 	if err != nil {
 		return err
 	}

@@ -36,9 +36,9 @@ func ListenLoopback() (net.Listener, error) {
 	return nil, fmt.Errorf("no free loopback port in %d-%d: %w", dynamicPortLow, dynamicPortHigh-1, lastErr)
 }
 
-// freeAddr returns a loopback address that was free a moment ago, for a
+// FreeAddr returns a loopback address that was free a moment ago, for a
 // server in another process to bind.
-func freeAddr() (string, error) {
+func FreeAddr() (string, error) {
 	l, err := ListenLoopback()
 	if err != nil {
 		return "", err

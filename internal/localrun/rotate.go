@@ -23,9 +23,16 @@ import (
 // Steps are the rotation steps in the order Secrets Manager invokes them.
 var Steps = []string{"createSecret", "setSecret", "testSecret", "finishSecret"}
 
-// Emulator holds the clients of the local AWS API emulator that a rotation
-// needs: Secrets Manager, and Lambda and IAM for the stand-in function that
-// RotateSecret insists on finding.
+// The staging labels this package reads.
+const (
+	stageCurrent = "AWSCURRENT"
+	stagePending = "AWSPENDING"
+)
+
+// Emulator holds the clients of the AWS API that a local rotation needs:
+// Secrets Manager, and Lambda and IAM for the stand-in function that
+// RotateSecret insists on finding. Despite its name it works against any
+// endpoint the SDK is configured for; only AWS_ENDPOINT_URL says which.
 type Emulator struct {
 	SM     *secretsmanager.Client
 	Lambda *lambda.Client
@@ -41,14 +48,17 @@ func NewEmulator(cfg aws.Config) *Emulator {
 	}
 }
 
-const standInName = "secrets-rotation-local-runner"
+// StandInName is the name of the function (and its role) that a local
+// rotation registers for RotateSecret to point at, when the secret has no
+// rotation function of its own.
+const StandInName = "secrets-rotation-local-runner"
 
-// standInFunction registers, once, a Lambda function in the emulator for
-// RotateSecret to point at. The emulator never runs its code (there is no
-// Docker engine for it); the real function runs under the runtime interface
-// emulator and is invoked by this package.
+// standInFunction registers, once, a Lambda function for RotateSecret to
+// point at. Nobody runs its code (the emulator has no Docker engine for
+// it): the real function runs under the runtime interface emulator and is
+// invoked by this package.
 func (e *Emulator) standInFunction(ctx context.Context) (string, error) {
-	if out, err := e.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(standInName)}); err == nil {
+	if out, err := e.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(StandInName)}); err == nil {
 		return aws.ToString(out.Configuration.FunctionArn), nil
 	}
 	roleARN, err := e.standInRole(ctx)
@@ -60,7 +70,7 @@ func (e *Emulator) standInFunction(ctx context.Context) (string, error) {
 		return "", err
 	}
 	out, err := e.Lambda.CreateFunction(ctx, &lambda.CreateFunctionInput{
-		FunctionName:  aws.String(standInName),
+		FunctionName:  aws.String(StandInName),
 		Role:          aws.String(roleARN),
 		Runtime:       lambdatypes.RuntimeProvidedal2023,
 		Handler:       aws.String("bootstrap"),
@@ -70,7 +80,7 @@ func (e *Emulator) standInFunction(ctx context.Context) (string, error) {
 	if err != nil {
 		var exists *lambdatypes.ResourceConflictException
 		if errors.As(err, &exists) {
-			got, gerr := e.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(standInName)})
+			got, gerr := e.Lambda.GetFunction(ctx, &lambda.GetFunctionInput{FunctionName: aws.String(StandInName)})
 			if gerr == nil {
 				return aws.ToString(got.Configuration.FunctionArn), nil
 			}
@@ -81,17 +91,17 @@ func (e *Emulator) standInFunction(ctx context.Context) (string, error) {
 }
 
 func (e *Emulator) standInRole(ctx context.Context) (string, error) {
-	if out, err := e.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(standInName)}); err == nil {
+	if out, err := e.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(StandInName)}); err == nil {
 		return aws.ToString(out.Role.Arn), nil
 	}
 	out, err := e.IAM.CreateRole(ctx, &iam.CreateRoleInput{
-		RoleName:                 aws.String(standInName),
+		RoleName:                 aws.String(StandInName),
 		AssumeRolePolicyDocument: aws.String(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"lambda.amazonaws.com"},"Action":"sts:AssumeRole"}]}`),
 	})
 	if err != nil {
 		var exists *iamtypes.EntityAlreadyExistsException
 		if errors.As(err, &exists) {
-			got, gerr := e.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(standInName)})
+			got, gerr := e.IAM.GetRole(ctx, &iam.GetRoleInput{RoleName: aws.String(StandInName)})
 			if gerr == nil {
 				return aws.ToString(got.Role.Arn), nil
 			}
@@ -117,21 +127,43 @@ func standInZip() ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
+// ErrRotationInProgress reports a secret that already has a rotation open:
+// a version other than the current one carries AWSPENDING.
+var ErrRotationInProgress = errors.New("a rotation is already in progress")
+
 // OpenRotation does what RotateSecret does before it invokes the function:
 // it turns rotation on and creates the AWSPENDING placeholder version whose
-// id is token. It returns the secret's ARN.
+// id is token. It returns the secret's ARN. A secret that already has a
+// rotation function keeps it and its schedule; one without gets the
+// stand-in function and a 30-day schedule, since RotateSecret needs one.
 func (e *Emulator) OpenRotation(ctx context.Context, secretID, token string) (string, error) {
-	fn, err := e.standInFunction(ctx)
+	d, err := e.SM.DescribeSecret(ctx, &secretsmanager.DescribeSecretInput{SecretId: aws.String(secretID)})
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("describe %s: %w", secretID, err)
 	}
-	out, err := e.SM.RotateSecret(ctx, &secretsmanager.RotateSecretInput{
+	if id, ok := PendingVersion(d.VersionIdsToStages); ok {
+		return "", fmt.Errorf("open rotation of %s: %w: version %s carries AWSPENDING (finish it, or end it with `rotationctl cancel %s`)",
+			secretID, ErrRotationInProgress, id, secretID)
+	}
+	// The function is always named: moto forgets it when RotateSecret
+	// omits it, and AWS takes it either way.
+	in := &secretsmanager.RotateSecretInput{
 		SecretId:           aws.String(secretID),
 		ClientRequestToken: aws.String(token),
-		RotationLambdaARN:  aws.String(fn),
-		RotationRules:      &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(30)},
+		RotationLambdaARN:  d.RotationLambdaARN,
 		RotateImmediately:  aws.Bool(true),
-	})
+	}
+	if aws.ToString(d.RotationLambdaARN) == "" {
+		fn, err := e.standInFunction(ctx)
+		if err != nil {
+			return "", err
+		}
+		in.RotationLambdaARN = aws.String(fn)
+	}
+	if d.RotationRules == nil {
+		in.RotationRules = &smtypes.RotationRulesType{AutomaticallyAfterDays: aws.Int64(30)}
+	}
+	out, err := e.SM.RotateSecret(ctx, in)
 	if err != nil {
 		return "", fmt.Errorf("open rotation of %s: %w", secretID, err)
 	}
@@ -140,10 +172,31 @@ func (e *Emulator) OpenRotation(ctx context.Context, secretID, token string) (st
 	if err != nil {
 		return "", err
 	}
-	if !slices.Contains(stages[token], "AWSPENDING") || slices.Contains(stages[token], "AWSCURRENT") {
+	if !slices.Contains(stages[token], stagePending) || slices.Contains(stages[token], stageCurrent) {
 		return "", fmt.Errorf("open rotation of %s: the emulator left version %s with stages %v, want [AWSPENDING]", secretID, token, stages[token])
 	}
 	return arn, nil
+}
+
+// PendingVersion returns the version that carries AWSPENDING without
+// AWSCURRENT: the version of a rotation that has not finished.
+func PendingVersion(stages map[string][]string) (string, bool) {
+	for id, st := range stages {
+		if slices.Contains(st, stagePending) && !slices.Contains(st, stageCurrent) {
+			return id, true
+		}
+	}
+	return "", false
+}
+
+// CurrentVersion returns the version that carries AWSCURRENT.
+func CurrentVersion(stages map[string][]string) (string, bool) {
+	for id, st := range stages {
+		if slices.Contains(st, stageCurrent) {
+			return id, true
+		}
+	}
+	return "", false
 }
 
 // Stages returns the staging labels of every version of the secret.
@@ -173,6 +226,17 @@ type Options struct {
 	Attempts int
 	// RetryDelay is the pause between attempts. Default 200ms.
 	RetryDelay time.Duration
+	// Progress, when set, is called after every invocation, as it happens.
+	Progress func(Attempt)
+}
+
+// Attempt is one invocation of a step.
+type Attempt struct {
+	Step     string
+	Number   int // 1 for the first invocation of the step
+	Of       int // the most invocations the step gets
+	Duration time.Duration
+	Err      error // nil when the step succeeded
 }
 
 // StepResult is what happened to one step.
@@ -192,18 +256,23 @@ type Result struct {
 	StagesAfter  map[string][]string
 	Steps        []StepResult
 	Duration     time.Duration // of the four steps, without opening the rotation
+	// Finished is true when the labels, read after the last step, show the
+	// token's version AWSCURRENT: the rotation is complete whatever a step
+	// reported.
+	Finished bool
+	// Warnings are errors that did not stop the rotation: a step that
+	// reported a failure although the labels show it took effect (the SDK
+	// re-sent a request after the server had closed the connection, and
+	// the second one found the work done).
+	Warnings []error
 }
 
 // Rotate opens a rotation of secretID and drives its four steps through inv.
+// It returns an error unless the labels read at the end show the rotation
+// finished.
 func (e *Emulator) Rotate(ctx context.Context, secretID string, inv Invoker, opt Options) (Result, error) {
 	if opt.Token == "" {
 		opt.Token = NewToken()
-	}
-	if opt.Attempts <= 0 {
-		opt.Attempts = 3
-	}
-	if opt.RetryDelay <= 0 {
-		opt.RetryDelay = 200 * time.Millisecond
 	}
 	res := Result{Token: opt.Token}
 	before, err := e.Stages(ctx, secretID)
@@ -216,51 +285,99 @@ func (e *Emulator) Rotate(ctx context.Context, secretID string, inv Invoker, opt
 		return res, err
 	}
 	res.ARN = arn
+	err = e.Drive(ctx, &res, inv, opt)
+	return res, err
+}
+
+// Drive invokes the four steps for the rotation res.Token of res.ARN, which
+// must be open (its version carries AWSPENDING), then reads the labels again
+// and reports from them: a rotation whose token ended AWSCURRENT succeeded,
+// and its AWSPENDING label is removed (what Secrets Manager does after a
+// rotation it drives; the emulators leave it).
+func (e *Emulator) Drive(ctx context.Context, res *Result, inv Invoker, opt Options) error {
+	if opt.Attempts <= 0 {
+		opt.Attempts = 3
+	}
+	if opt.RetryDelay <= 0 {
+		opt.RetryDelay = 200 * time.Millisecond
+	}
 	start := time.Now()
+	var stepErr error
 	for _, step := range Steps {
 		sr := RunStep(ctx, inv, events.SecretsManagerSecretRotationEvent{
-			Step: step, SecretID: arn, ClientRequestToken: opt.Token,
-		}, opt.Attempts, opt.RetryDelay)
+			Step: step, SecretID: res.ARN, ClientRequestToken: res.Token,
+		}, opt.Attempts, opt.RetryDelay, opt.Progress)
 		res.Steps = append(res.Steps, sr)
 		if sr.Err != nil {
-			res.Duration = time.Since(start)
-			res.StagesAfter, _ = e.Stages(ctx, arn)
-			return res, fmt.Errorf("%s failed after %d attempts: %w", step, sr.Attempts, sr.Err)
+			stepErr = fmt.Errorf("%s failed after %d attempts: %w", step, sr.Attempts, sr.Err)
+			break
 		}
 	}
 	res.Duration = time.Since(start)
-	if err := e.CloseRotation(ctx, arn, opt.Token); err != nil {
-		return res, err
+	return e.conclude(ctx, res, stepErr)
+}
+
+// conclude reads the labels after the steps and decides from them.
+func (e *Emulator) conclude(ctx context.Context, res *Result, stepErr error) error {
+	// The context may be cancelled (Ctrl-C): the labels are still worth
+	// reading, so that the report says where the secret stands.
+	rctx := context.WithoutCancel(ctx)
+	stages, err := e.Stages(rctx, res.ARN)
+	if err != nil {
+		if stepErr != nil {
+			return errors.Join(stepErr, err)
+		}
+		return err
 	}
-	res.StagesAfter, err = e.Stages(ctx, arn)
-	return res, err
+	res.StagesAfter = stages
+	if !slices.Contains(stages[res.Token], stageCurrent) {
+		if stepErr != nil {
+			return stepErr
+		}
+		return fmt.Errorf("the rotation did not finish: version %s has stages %v", res.Token, stages[res.Token])
+	}
+	res.Finished = true
+	if stepErr != nil {
+		res.Warnings = append(res.Warnings, fmt.Errorf("a step reported a failure, but the labels show the rotation finished: %w", stepErr))
+	}
+	if err := e.CloseRotation(rctx, res.ARN, res.Token); err != nil {
+		return err
+	}
+	res.StagesAfter, err = e.Stages(rctx, res.ARN)
+	return err
 }
 
 // CloseRotation does what Secrets Manager does after a successful
 // finishSecret: it takes AWSPENDING off the new current version, so that the
 // next RotateSecret does not see a rotation in progress. The emulators leave
-// it in place.
+// it in place. A removal that fails because the label is gone already (the
+// SDK re-sent the request after the server closed the connection) is a
+// success: the labels are read again before anything is reported.
 func (e *Emulator) CloseRotation(ctx context.Context, arn, token string) error {
 	stages, err := e.Stages(ctx, arn)
 	if err != nil {
 		return err
 	}
-	if !slices.Contains(stages[token], "AWSPENDING") {
+	if !slices.Contains(stages[token], stagePending) {
 		return nil
 	}
 	_, err = e.SM.UpdateSecretVersionStage(ctx, &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId:            aws.String(arn),
-		VersionStage:        aws.String("AWSPENDING"),
+		VersionStage:        aws.String(stagePending),
 		RemoveFromVersionId: aws.String(token),
 	})
-	if err != nil {
-		return fmt.Errorf("close rotation of %s: remove AWSPENDING from %s: %w", arn, token, err)
+	if err == nil {
+		return nil
 	}
-	return nil
+	if again, rerr := e.Stages(ctx, arn); rerr == nil && !slices.Contains(again[token], stagePending) {
+		return nil
+	}
+	return fmt.Errorf("close rotation of %s: remove AWSPENDING from %s: %w", arn, token, err)
 }
 
-// RunStep invokes one step, up to attempts times.
-func RunStep(ctx context.Context, inv Invoker, ev events.SecretsManagerSecretRotationEvent, attempts int, delay time.Duration) StepResult {
+// RunStep invokes one step, up to attempts times, and reports each
+// invocation to progress (which may be nil).
+func RunStep(ctx context.Context, inv Invoker, ev events.SecretsManagerSecretRotationEvent, attempts int, delay time.Duration, progress func(Attempt)) StepResult {
 	sr := StepResult{Step: ev.Step}
 	for sr.Attempts < attempts {
 		sr.Attempts++
@@ -268,10 +385,18 @@ func RunStep(ctx context.Context, inv Invoker, ev events.SecretsManagerSecretRot
 		err := inv.Invoke(ctx, ev)
 		sr.Duration = time.Since(t)
 		sr.Err = err
+		if progress != nil {
+			progress(Attempt{Step: ev.Step, Number: sr.Attempts, Of: attempts, Duration: sr.Duration, Err: err})
+		}
 		if err == nil {
 			return sr
 		}
 		sr.Errors = append(sr.Errors, err)
+		var se *StartError
+		if errors.As(err, &se) {
+			// A function that cannot start will not start on a retry.
+			return sr
+		}
 		if sr.Attempts < attempts {
 			select {
 			case <-ctx.Done():

@@ -54,6 +54,9 @@ func TestEachFunctionAnswersItsSampleEvents(t *testing.T) {
 			continue
 		}
 		name := d.Name()
+		if _, ok := notRotation[name]; ok {
+			continue // no rotation events; functions/auditor's own test invokes its sample event
+		}
 		t.Run(name, func(t *testing.T) {
 			evs := testbed.SampleEvents(t, name)
 			rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{

@@ -25,6 +25,15 @@ const root = "../.."
 var starOnly = map[string]string{
 	"ec2:DescribeNetworkInterfaces": "the Lambda developer guide: it only works if allowed on all resources; Lambda calls it with the role of a VPC function",
 	"ec2:DescribeSubnets":           "EC2 Describe* actions support no resource-level permissions; part of AWSLambdaVPCAccessExecutionRole for VPC functions",
+	"secretsmanager:ListSecrets":    "the Secrets Manager authorization reference lists no resource type for ListSecrets; the auditor needs it",
+}
+
+// notRotation lists the directories of functions/ that hold a function
+// Secrets Manager does not invoke, with its one sample event. Such a
+// function may read no secret value and write no secret, and Secrets
+// Manager may not invoke it.
+var notRotation = map[string]string{
+	"auditor": "scheduled.json", // the rotation auditor, run by an EventBridge schedule
 }
 
 // steps are the four steps of the rotation protocol, one sample event each.
@@ -180,6 +189,20 @@ func (tpl *template) functions() map[string]map[string]any {
 	return out
 }
 
+// rotationFunctions are the functions Secrets Manager invokes: all but
+// those of notRotation, recognised by the directory their build target
+// builds.
+func (tpl *template) rotationFunctions(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	out := map[string]map[string]any{}
+	for id, r := range tpl.functions() {
+		if _, dir := makeBuild(t, id); notRotation[dir] == "" {
+			out[id] = r
+		}
+	}
+	return out
+}
+
 // statement is one IAM policy statement and where it is.
 type statement struct {
 	resource string // logical id of the resource that holds the policy
@@ -316,6 +339,14 @@ func TestEveryFunctionDeploys(t *testing.T) {
 // TestSampleEvents: one sample invocation per step for every function.
 func TestSampleEvents(t *testing.T) {
 	for _, dir := range functionDirs(t) {
+		if event, ok := notRotation[dir]; ok {
+			var v map[string]any
+			b, err := os.ReadFile(filepath.Join(root, "events", dir, event))
+			if err != nil || json.Unmarshal(b, &v) != nil {
+				t.Errorf("functions/%s: sample event %s: %v", dir, event, err)
+			}
+			continue
+		}
 		for _, step := range steps {
 			path := filepath.Join(root, "events", dir, step+".json")
 			b, err := os.ReadFile(path)
@@ -382,6 +413,10 @@ func TestRolesAreOwnFunctions(t *testing.T) {
 	roles := map[string]string{}
 	for id, fn := range tpl.functions() {
 		p := props(fn)
+		if _, dir := makeBuild(t, id); notRotation[dir] != "" {
+			checkNotRotation(t, tpl, id)
+			continue
+		}
 		if _, ok := p["Policies"]; ok {
 			t.Errorf("%s: has SAM Policies; give it a Role of its own instead", id)
 		}
@@ -460,6 +495,46 @@ func TestTimeoutsCoverRetries(t *testing.T) {
 		timeout, err := strconv.Atoi(fmt.Sprint(tpl.property(fn, "Timeout")))
 		if err != nil || time.Duration(timeout)*time.Second < retry+10*time.Second {
 			t.Errorf("%s: Timeout %v s leaves no room after TEST_TIMEOUT %s", id, tpl.property(fn, "Timeout"), retry)
+		}
+	}
+}
+
+// checkNotRotation: a function that is not a rotation function has a role
+// of its own that reads no value and writes no secret, runs on a schedule,
+// and Secrets Manager may not invoke it.
+func checkNotRotation(t *testing.T, tpl *template, id string) {
+	t.Helper()
+	p := props(tpl.resources[id])
+	getAtt, _ := p["Role"].(map[string]any)
+	ref, _ := getAtt["Fn::GetAtt"].([]any)
+	if len(ref) != 2 {
+		t.Errorf("%s: Role is %v, want !GetAtt <Role>.Arn", id, p["Role"])
+		return
+	}
+	roleID, _ := ref[0].(string)
+	for _, st := range statements(roleID, tpl.resources[roleID]) {
+		for _, a := range strs(st.m["Action"]) {
+			if strings.HasPrefix(a, "secretsmanager:") && a != "secretsmanager:ListSecrets" && a != "secretsmanager:ListSecretVersionIds" && a != "secretsmanager:DescribeSecret" {
+				t.Errorf("%s: role %s allows %s; it may read metadata only", id, roleID, a)
+			}
+		}
+	}
+	events, _ := p["Events"].(map[string]any)
+	scheduled := false
+	for _, e := range events {
+		if m, _ := e.(map[string]any); m["Type"] == "Schedule" || m["Type"] == "ScheduleV2" {
+			scheduled = true
+		}
+	}
+	if !scheduled {
+		t.Errorf("%s: no Schedule event", id)
+	}
+	for pid, r := range tpl.resources {
+		pp := props(r)
+		target, _ := pp["FunctionName"].(map[string]any)
+		ga, _ := target["Fn::GetAtt"].([]any)
+		if r["Type"] == "AWS::Lambda::Permission" && pp["Principal"] == "secretsmanager.amazonaws.com" && (target["Ref"] == id || (len(ga) > 0 && ga[0] == id)) {
+			t.Errorf("%s: lets Secrets Manager invoke %s, which is not a rotation function", pid, id)
 		}
 	}
 }

@@ -203,6 +203,13 @@ type StageReader interface {
 // ok is false when no version carries the stage, or when it holds no string
 // value yet (the AWSPENDING placeholder before createSecret stored one).
 func ValueAtStage(ctx context.Context, api StageReader, id, stage string) (value string, ok bool, err error) {
+	value, _, ok, err = ReadStage(ctx, api, id, stage)
+	return value, ok, err
+}
+
+// ReadStage is ValueAtStage that also returns the ARN of the secret read:
+// in a replica region, the replica's.
+func ReadStage(ctx context.Context, api StageReader, id, stage string) (value, arn string, ok bool, err error) {
 	out, err := api.GetSecretValue(ctx, &secretsmanager.GetSecretValueInput{
 		SecretId:     aws.String(id),
 		VersionStage: aws.String(stage),
@@ -210,12 +217,12 @@ func ValueAtStage(ctx context.Context, api StageReader, id, stage string) (value
 	if err != nil {
 		var nf *smtypes.ResourceNotFoundException
 		if errors.As(err, &nf) {
-			return "", false, nil
+			return "", "", false, nil
 		}
-		return "", false, fmt.Errorf("read %s of %s: %w", stage, id, err)
+		return "", "", false, fmt.Errorf("read %s of %s: %w", stage, id, err)
 	}
 	if out.SecretString == nil {
-		return "", false, nil
+		return "", aws.ToString(out.ARN), false, nil
 	}
-	return *out.SecretString, true, nil
+	return *out.SecretString, aws.ToString(out.ARN), true, nil
 }

@@ -15,6 +15,15 @@
 //	ct, err := kr.Encrypt(ctx, []byte("card 4111..."), []byte("customer-42"))
 //	pt, err := kr.Decrypt(ctx, ct, []byte("customer-42"))
 //
+// Each key is bound to the secret by the KMS encryption context the datakey
+// function gives it (SecretARN, the ARN of the secret in its primary
+// region). The keyring uses only keys bound to the secret it reads: a key
+// whose SecretARN names another secret is refused. A replica of the secret
+// in another region has the same ARN but for the region, so a keyring in a
+// replica region reads the replica and uses its keys; wrapped keys of a
+// multi-Region KMS key are unwrapped by the key's replica in that region
+// (the KMS client's region must then be the replica's).
+//
 // A Keyring is safe for concurrent use.
 package keyring
 
@@ -24,6 +33,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -210,7 +220,7 @@ func (k *Keyring) load(ctx context.Context) error {
 	keys := map[string]Key{}
 	var current Key
 	for _, stage := range []string{"AWSCURRENT", "AWSPENDING", "AWSPREVIOUS"} {
-		doc, ok, err := k.read(ctx, stage)
+		doc, arn, ok, err := k.read(ctx, stage)
 		if err != nil {
 			return err
 		}
@@ -230,11 +240,14 @@ func (k *Keyring) load(ctx context.Context) error {
 			if _, seen := keys[key.KID]; seen && i > 0 {
 				continue
 			}
+			if bound := key.EncryptionContext[ContextSecretARN]; bound != "" && !SameSecret(bound, arn) {
+				return fmt.Errorf("keyring %s: %s: key %s is bound to the secret %s, not to this one: refusing to use it", k.opt.SecretID, stage, key.KID, bound)
+			}
 			if key.Material == nil {
 				// A key already unwrapped from another version is reused.
 				if prev, ok := k.keys[key.KID]; ok && prev.Material != nil {
 					key.Material = prev.Material
-				} else if key.Material, err = k.unwrap(ctx, key); err != nil {
+				} else if key.Material, err = k.unwrap(ctx, key, arn); err != nil {
 					return err
 				}
 			}
@@ -251,30 +264,40 @@ func (k *Keyring) load(ctx context.Context) error {
 	return nil
 }
 
-func (k *Keyring) read(ctx context.Context, stage string) (Document, bool, error) {
-	val, ok, err := secretstore.ValueAtStage(ctx, k.opt.Secrets, k.opt.SecretID, stage)
+func (k *Keyring) read(ctx context.Context, stage string) (Document, string, bool, error) {
+	val, arn, ok, err := secretstore.ReadStage(ctx, k.opt.Secrets, k.opt.SecretID, stage)
 	if err != nil {
-		return Document{}, false, fmt.Errorf("keyring: %w", err)
+		return Document{}, "", false, fmt.Errorf("keyring: %w", err)
 	}
 	if !ok {
-		return Document{}, false, nil
+		return Document{}, "", false, nil
 	}
 	doc, err := ParseDocument(val)
 	if err != nil {
-		return Document{}, false, fmt.Errorf("keyring %s: %s: %w", k.opt.SecretID, stage, err)
+		return Document{}, "", false, fmt.Errorf("keyring %s: %s: %w", k.opt.SecretID, stage, err)
 	}
-	return doc, true, nil
+	return doc, arn, true, nil
 }
 
-func (k *Keyring) unwrap(ctx context.Context, key Key) ([]byte, error) {
+// unwrap decrypts a wrapped key with KMS. secretARN is the secret as read:
+// in a replica region, a multi-Region KMS key is used through its replica
+// in that region first.
+func (k *Keyring) unwrap(ctx context.Context, key Key, secretARN string) ([]byte, error) {
 	if k.opt.KMS == nil {
 		return nil, fmt.Errorf("keyring %s: key %s is stored wrapped only and the keyring has no KMS client", k.opt.SecretID, key.KID)
 	}
-	out, err := k.opt.KMS.Decrypt(ctx, &kms.DecryptInput{
-		CiphertextBlob:    key.WrappedKey,
-		KeyId:             aws.String(key.KMSKeyARN),
-		EncryptionContext: key.EncryptionContext,
-	})
+	var out *kms.DecryptOutput
+	var err error
+	for _, keyID := range kmsKeyIDs(key.KMSKeyARN, secretARN) {
+		out, err = k.opt.KMS.Decrypt(ctx, &kms.DecryptInput{
+			CiphertextBlob:    key.WrappedKey,
+			KeyId:             aws.String(keyID),
+			EncryptionContext: key.EncryptionContext,
+		})
+		if err == nil {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("keyring %s: unwrap key %s with %s: %w", k.opt.SecretID, key.KID, key.KMSKeyARN, err)
 	}
@@ -282,4 +305,35 @@ func (k *Keyring) unwrap(ctx context.Context, key Key) ([]byte, error) {
 		return nil, fmt.Errorf("keyring %s: key %s unwrapped to %d bytes, want %d", k.opt.SecretID, key.KID, len(out.Plaintext), KeySize)
 	}
 	return out.Plaintext, nil
+}
+
+// ContextSecretARN is the encryption context key that binds a data key to
+// its secret (the datakey function's).
+const ContextSecretARN = "SecretARN"
+
+// SameSecret reports whether two secret ARNs name the same secret, in the
+// same or another region: a secret and its replicas share partition,
+// account, name and the random suffix Secrets Manager gave the name; only
+// the region differs. A secret of the same name made separately in another
+// region has another suffix.
+func SameSecret(a, b string) bool {
+	pa, pb := strings.SplitN(a, ":", 6), strings.SplitN(b, ":", 6)
+	if len(pa) != 6 || len(pb) != 6 {
+		return a == b
+	}
+	pa[3], pb[3] = "", ""
+	return slices.Equal(pa, pb)
+}
+
+// kmsKeyIDs returns the KMS key ids to unwrap with: the key that wrapped it,
+// preceded, when the secret is read in another region and the key is a
+// multi-Region key (mrk-...), by the same key id in the secret's region.
+func kmsKeyIDs(keyARN, secretARN string) []string {
+	pk, ps := strings.SplitN(keyARN, ":", 6), strings.SplitN(secretARN, ":", 6)
+	if len(pk) != 6 || len(ps) != 6 || pk[3] == ps[3] || !strings.HasPrefix(pk[5], "key/mrk-") {
+		return []string{keyARN}
+	}
+	local := slices.Clone(pk)
+	local[3] = ps[3]
+	return []string{strings.Join(local, ":"), keyARN}
 }

@@ -202,10 +202,14 @@ func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	if err != nil {
 		return fmt.Errorf("pending version: %w", err)
 	}
-	if doc.Empty() || doc.KID != req.Secret.Token {
-		return fmt.Errorf("pending version holds key %q, want the key %s of this rotation", doc.KID, req.Secret.Token)
+	// The pending key is the one this rotation made, or, after a rollback
+	// (rotationctl rollback), an older key of this secret made primary
+	// again. Either way its encryption context binds it to this secret and
+	// to the version that made it, and KMS proves that below.
+	if doc.Empty() {
+		return fmt.Errorf("pending version holds no key, want the key %s of this rotation", req.Secret.Token)
 	}
-	if doc.EncryptionContext[ContextSecretARN] != req.Secret.ARN || doc.EncryptionContext[ContextVersionID] != req.Secret.Token {
+	if doc.EncryptionContext[ContextSecretARN] != req.Secret.ARN || doc.EncryptionContext[ContextVersionID] != doc.KID {
 		return fmt.Errorf("pending key %s is bound to another secret or version by its encryption context", doc.KID)
 	}
 	out, err := t.kms.Decrypt(ctx, &kms.DecryptInput{

@@ -240,6 +240,9 @@ func (t *Target) retry(ctx context.Context, fn func() error) (attempts int, err 
 // idempotent (deactivating an inactive key changes nothing), so a retry of
 // finishSecret after it failed deactivates the key then.
 func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
+	if err := t.recordKeyCreated(ctx, req); err != nil {
+		return err
+	}
 	if !t.cfg.DeactivatePrevious {
 		return nil
 	}

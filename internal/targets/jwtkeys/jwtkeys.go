@@ -200,8 +200,13 @@ func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	if err != nil {
 		return fmt.Errorf("pending version: %w", err)
 	}
-	if doc.Empty() || doc.KID != req.Secret.Token {
-		return fmt.Errorf("pending version holds key %q, want the key %s of this rotation", doc.KID, req.Secret.Token)
+	if doc.Empty() {
+		return fmt.Errorf("pending version holds no key, want the key %s of this rotation", req.Secret.Token)
+	}
+	if doc.KID != req.Secret.Token {
+		if err := madeBy(ctx, req, doc); err != nil {
+			return err
+		}
 	}
 	probe, err := json.Marshal(map[string]any{"iss": "secrets-rotation", "sub": "probe", "jti": req.Secret.Token, "iat": t.cfg.now().Unix()})
 	if err != nil {
@@ -236,6 +241,27 @@ func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	}
 	logger(req.Log).LogAttrs(ctx, slog.LevelInfo, "pending signing key works",
 		slog.String("kid", doc.KID), slog.String("alg", doc.Alg), slog.Int("jwks_keys", len(doc.JWKS.Keys)))
+	return nil
+}
+
+// madeBy checks a pending key that is not this rotation's own: after a
+// rollback (rotationctl rollback) an older key is primary again, and it
+// must be the key that the version its kid names made for this secret.
+func madeBy(ctx context.Context, req *rotation.StepRequest, doc jwks.Document) error {
+	v, err := req.Versions.ByID(ctx, doc.KID)
+	if err != nil {
+		return fmt.Errorf("pending version holds key %s, neither this rotation's (%s) nor that of a readable version of this secret: %w", doc.KID, req.Secret.Token, err)
+	}
+	made, err := jwks.ParseDocument(v.Value)
+	if err != nil || made.KID != doc.KID {
+		return fmt.Errorf("pending version holds key %s, but version %s of this secret does not hold it", doc.KID, doc.KID)
+	}
+	mp, dp := made.PrivateKey.Public(), doc.PrivateKey.Public()
+	a, errA := mp.Thumbprint(crypto.SHA256)
+	b, errB := dp.Thumbprint(crypto.SHA256)
+	if errA != nil || errB != nil || string(a) != string(b) {
+		return fmt.Errorf("pending key %s differs from the key version %s made", doc.KID, doc.KID)
+	}
 	return nil
 }
 

@@ -25,6 +25,7 @@ type Target struct {
 	// loaded keeps the issuer that a step of a rotation loaded, for the
 	// later steps of the same rotation in this instance.
 	loaded loadedCA
+	tags   tagger // expiry.go
 }
 
 // loadedCA is the issuer as one rotation loaded it. The steps that follow
@@ -60,7 +61,7 @@ var (
 
 // New returns a Target for cfg, calling AWS with awsCfg.
 func New(cfg Config, awsCfg aws.Config) *Target {
-	t := &Target{cfg: cfg, now: time.Now}
+	t := &Target{cfg: cfg, now: time.Now, tags: secretsmanager.NewFromConfig(awsCfg)}
 	if cfg.CASecretID != "" {
 		t.issuer = &secretCA{id: cfg.CASecretID, sm: secretsmanager.NewFromConfig(awsCfg)}
 	} else {
@@ -168,17 +169,28 @@ func (t *Target) Test(ctx context.Context, req *rotation.StepRequest) error {
 	return nil
 }
 
-// Finish re-imports the new certificate into ACM under ACM_CERTIFICATE_ARN,
-// now that it has passed testSecret and is AWSCURRENT. Importing only
+// Finish runs once the new certificate is AWSCURRENT: it re-imports it
+// into ACM (importIntoACM), then records its expiry for the rotation
+// auditor (recordExpiry). Both are idempotent, so a retried finishSecret,
+// which runs Finish again, converges.
+func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
+	if err := t.importIntoACM(ctx, req); err != nil {
+		return err
+	}
+	return t.recordExpiry(ctx, req)
+}
+
+// importIntoACM re-imports the new certificate into ACM under
+// ACM_CERTIFICATE_ARN, now that it has passed testSecret and is AWSCURRENT. Importing only
 // after the test means ACM never serves a certificate that failed it or
 // that a failed rotation left behind.
 //
-// Finish runs again when finishSecret is retried (after a failed import, or
+// It runs again when finishSecret is retried (after a failed import, or
 // a crash), also once the token is already AWSCURRENT, so it is idempotent:
 // when ACM already serves the certificate it changes nothing. Until it
 // succeeds ACM keeps serving the previous certificate, which is still valid
 // (it is AWSPREVIOUS), so a failed import breaks no client.
-func (t *Target) Finish(ctx context.Context, req *rotation.StepRequest) error {
+func (t *Target) importIntoACM(ctx context.Context, req *rotation.StepRequest) error {
 	if t.acm == nil {
 		return nil
 	}
