@@ -1,0 +1,61 @@
+"""A LocalStack Lambda runtime executor that runs no code.
+
+LocalStack's free edition runs Lambda code only in Docker, which the test bed
+does not have. With this executor (LAMBDA_RUNTIME_EXECUTOR=testbed-noexec) a
+function's version is prepared at once, so CreateFunction reaches State
+Active and CloudFormation can deploy a stack of functions; an invocation fails
+at once with a clear error instead of waiting for a container. The project's
+own tests run function code under aws-lambda-rie instead.
+"""
+
+from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
+from localstack.services.lambda_.invocation.runtime_executor import RuntimeExecutor
+
+
+class NoExecError(RuntimeError):
+    pass
+
+
+class NoExecRuntimeExecutor(RuntimeExecutor):
+    def start(self, env_vars):
+        raise NoExecError(
+            "the test bed's Lambda executor runs no code "
+            "(LAMBDA_RUNTIME_EXECUTOR=testbed-noexec); run functions under aws-lambda-rie"
+        )
+
+    def stop(self):
+        pass
+
+    def get_address(self):
+        return "127.0.0.1"
+
+    def get_endpoint_from_executor(self):
+        return "127.0.0.1"
+
+    def get_runtime_endpoint(self):
+        return "http://127.0.0.1:0/_localstack_lambda/" + self.id
+
+    def invoke(self, payload):
+        raise NoExecError("the test bed's Lambda executor runs no code")
+
+    def get_logs(self):
+        return ""
+
+    @classmethod
+    def prepare_version(cls, function_version):
+        pass
+
+    @classmethod
+    def cleanup_version(cls, function_version):
+        pass
+
+    @classmethod
+    def validate_environment(cls):
+        return True
+
+
+class NoExecPlugin(RuntimeExecutorPlugin):
+    name = "testbed-noexec"
+
+    def load(self, *args, **kwargs):
+        return NoExecRuntimeExecutor
