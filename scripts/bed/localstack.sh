@@ -51,7 +51,7 @@ install() {
 	[[ -n "$py" ]] || die "LocalStack $VERSION needs Python 3.13 or newer, and none was found.
   Install one (pyenv install 3.13, or your distribution's python3.13 package) and run again,
   or point LOCALSTACK_PYTHON at one, or use moto: EMULATOR=moto (see README.md, Requirements)."
-	want="localstack-core==$VERSION $("$py" -c 'import sys; print(sys.version.split()[0])') $(cat "$LIB/localstack-constraints.txt" "$LIB"/localstack-noexec/* | sha256sum | cut -c1-16)"
+	want="localstack-core==$VERSION $("$py" -c 'import sys; print(sys.version.split()[0])') $(cat "$LIB/localstack-constraints.txt" "$LIB/localstack-noexec/pyproject.toml" "$LIB/localstack-noexec/testbed_noexec.py" | sha256sum | cut -c1-16)"
 	if [[ -x "$VENV/bin/python" ]] && [[ "$(cat "$VENV/.testbed-stamp" 2>/dev/null)" == "$want" ]]; then
 		return
 	fi
@@ -67,9 +67,12 @@ install() {
 		--constraint "$LIB/localstack-constraints.txt" \
 		"localstack-core[runtime]==$VERSION" ||
 		die "pip could not install LocalStack into $VENV (see above)"
-	# Its build backend (setuptools) came with LocalStack: no download.
+	# Built from a copy (pip writes build/ and *.egg-info beside the sources);
+	# its build backend (setuptools) came with LocalStack: no download.
+	rm -rf "$TB/localstack-noexec"
+	cp -r "$LIB/localstack-noexec" "$TB/localstack-noexec"
 	"$VENV/bin/python" -m pip install --quiet --disable-pip-version-check --no-build-isolation \
-		--cache-dir "$TB/pip-cache" --force-reinstall --no-deps "$LIB/localstack-noexec" ||
+		--cache-dir "$TB/pip-cache" --force-reinstall --no-deps "$TB/localstack-noexec" ||
 		die "pip could not install $LIB/localstack-noexec into $VENV (see above)"
 	echo "$want" >"$VENV/.testbed-stamp"
 	log "installed in $((SECONDS - start))s"
@@ -98,16 +101,18 @@ up() {
 	mkdir -p "$fs"
 	log "starting on 127.0.0.1:$PORT"
 	start=$SECONDS
-	# GATEWAY_SERVER=hypercorn: the default server (twisted) ignores the host of
-	#   GATEWAY_LISTEN for IPv4 and listens on 0.0.0.0 (localstack/runtime/server/
-	#   twisted.py: "TODO: interface = host?"); hypercorn binds what it is given.
+	# GATEWAY_LISTEN=[::ffff:127.0.0.1]: LocalStack's gateway server (twisted)
+	#   ignores the host of an IPv4 GATEWAY_LISTEN and listens on 0.0.0.0
+	#   (localstack/runtime/server/twisted.py: "TODO: interface = host?"); an
+	#   IPv6 host is honoured, and the IPv4-mapped loopback address accepts
+	#   IPv4 connections to 127.0.0.1 only. (Its other server, hypercorn, binds
+	#   127.0.0.1 but cuts keep-alive connections under the crash tests.)
 	# OVERRIDE_IN_DOCKER=0: this machine may have /.dockerenv, which would make
 	#   LocalStack use /var/lib/localstack and listen on 0.0.0.0 by default.
 	# DNS_ADDRESS=0: no DNS server. SKIP_SSL_CERT_DOWNLOAD, DISABLE_EVENTS: no internet.
 	# LAMBDA_RUNTIME_EXECUTOR=testbed-noexec: see scripts/lib/localstack-noexec.
 	env \
-		GATEWAY_LISTEN="127.0.0.1:$PORT" \
-		GATEWAY_SERVER=hypercorn \
+		GATEWAY_LISTEN="[::ffff:127.0.0.1]:$PORT" \
 		SERVICES="$SERVICES" \
 		EAGER_SERVICE_LOADING=0 \
 		OVERRIDE_IN_DOCKER=0 \
@@ -123,8 +128,8 @@ up() {
 	pid=$!
 	echo "$pid" >"$RUN/$NAME.pid"
 	wait_until "LocalStack" "$LOG" "$pid" healthy
-	aws_call "http://127.0.0.1:$PORT" secretsmanager.ListSecrets >/dev/null ||
-		start_failed "LocalStack (healthy, but a Secrets Manager call failed)" "$LOG"
+	# The first call loads the service (several seconds on a busy machine).
+	wait_until "LocalStack (a Secrets Manager call)" "$LOG" "$pid" aws_call "http://127.0.0.1:$PORT" secretsmanager.ListSecrets
 	log "up at http://127.0.0.1:$PORT after $((SECONDS - start))s (log: $LOG)"
 	write_env
 }

@@ -59,8 +59,10 @@ port_free() {
 
 pid_of() { cat "$RUN/$1.pid" 2>/dev/null || true; }
 
-# group_alive PID: true while any process of the process group PID lives.
-group_alive() { [[ -n "$1" ]] && kill -0 -- "-$1" 2>/dev/null; }
+# group_alive PID: true while the process PID or any process of the process
+# group PID lives (right after `setsid cmd &` the child may not have made its
+# group yet).
+group_alive() { [[ -n "$1" ]] && { kill -0 -- "-$1" 2>/dev/null || kill -0 "$1" 2>/dev/null; }; }
 
 # stop_group NAME [SECONDS]: SIGTERM the process group of NAME's pid file,
 # wait for it to go (polling), SIGKILL what is left.
@@ -69,23 +71,27 @@ stop_group() {
 	pid="$(pid_of "$name")"
 	if group_alive "$pid"; then
 		log "stopping $name (process group $pid)"
-		kill -TERM -- "-$pid" 2>/dev/null || true
+		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
 		for ((i = 0; i < secs * 4; i++)); do
 			group_alive "$pid" || break
 			sleep 0.25
 		done
 		if group_alive "$pid"; then
 			log "$name still running after ${secs}s: SIGKILL"
-			kill -KILL -- "-$pid" 2>/dev/null || true
+			kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
 		fi
 	fi
 	rm -f "$RUN/$name.pid" "$ENVD/$name.env"
 }
 
-# start_failed WHAT LOGFILE: the tail of the log, its path, and exit.
+# start_failed WHAT LOGFILE: the tail of the log, its path, and exit; what
+# was started (the pid file of NAME) is stopped, so nothing half-started stays.
 start_failed() {
 	log "$1 did not start; the last lines of its log:"
 	tail -n 30 "$2" >&2 2>/dev/null || true
+	if [[ -n "${NAME:-}" && -s "$RUN/$NAME.pid" ]]; then
+		stop_group "$NAME" 10
+	fi
 	die "$1 did not start: read $2"
 }
 
@@ -111,7 +117,7 @@ wait_until() {
 # (the emulators accept any credentials), e.g. secretsmanager.ListSecrets.
 aws_call() {
 	local service="${2%%.*}"
-	curl -fsS --max-time 5 -X POST "$1/" \
+	curl -fsS --max-time 30 -X POST "$1/" \
 		-H "Content-Type: application/x-amz-json-1.1" \
 		-H "X-Amz-Target: $2" \
 		-H "Authorization: AWS4-HMAC-SHA256 Credential=test/20260101/us-east-1/$service/aws4_request, SignedHeaders=host;x-amz-target, Signature=0000" \
