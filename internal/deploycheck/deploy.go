@@ -107,9 +107,12 @@ func (d *Deployer) Update(ctx context.Context, name string, tpl Template, params
 	return d.wait(ctx, name, "UPDATE_COMPLETE")
 }
 
-// Delete deletes the stack and waits until it is gone.
+// Delete deletes the stack and waits until it is gone. (LocalStack 4.14
+// fails to delete a stack whose list parameter is non-empty, for the reason
+// that it cannot update one: the error comes back at once, not retried.)
 func (d *Deployer) Delete(ctx context.Context, name string) error {
-	if _, err := d.C.CFN.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(name)}); err != nil {
+	if _, err := d.C.CFN.DeleteStack(ctx, &cloudformation.DeleteStackInput{StackName: aws.String(name)},
+		func(o *cloudformation.Options) { o.RetryMaxAttempts = 1 }); err != nil {
 		return fmt.Errorf("delete stack %s: %w", name, err)
 	}
 	return d.wait(ctx, name, "DELETE_COMPLETE")
