@@ -47,10 +47,12 @@ check_port() {
 }
 
 # port_free PORT WHAT: fail, naming the holder, when any socket on this machine
-# uses PORT as its local port (a listener, or an outgoing connection).
+# uses PORT as its local port (a listener, or an outgoing connection), except
+# in TIME-WAIT (closed connections of a server that just stopped: the
+# servers of the bed set SO_REUSEADDR and bind all the same).
 port_free() {
 	local port="$1" what="$2" holders
-	holders="$(ss -Htanp "( sport = :$port )" 2>/dev/null || true)"
+	holders="$(ss -Htanp state all exclude time-wait "( sport = :$port )" 2>/dev/null || true)"
 	[[ -z "$holders" ]] && return 0
 	log "port $port, wanted by $what, is in use:"
 	printf '%s\n' "$holders" | awk '{printf "  %s %s %s\n", $1, $4, $6}' >&2
