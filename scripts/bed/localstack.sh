@@ -109,6 +109,10 @@ up() {
 	#   127.0.0.1 but cuts keep-alive connections under the crash tests.)
 	# OVERRIDE_IN_DOCKER=0: this machine may have /.dockerenv, which would make
 	#   LocalStack use /var/lib/localstack and listen on 0.0.0.0 by default.
+	# AWS_DEFAULT_REGION: LocalStack sets it around the SAM transform and, when it
+	#   was unset, removes it after, process-wide: two stacks transformed at once
+	#   then fail with "AWS Region cannot be found" (cloudformation/engine/v2/
+	#   change_set_model_transform.py). Set, it is only ever restored.
 	# DNS_ADDRESS=0: no DNS server. SKIP_SSL_CERT_DOWNLOAD, DISABLE_EVENTS: no internet.
 	# LAMBDA_RUNTIME_EXECUTOR=testbed-noexec: see scripts/lib/localstack-noexec.
 	env \
@@ -124,6 +128,7 @@ up() {
 		LOCALSTACK_CLI=0 \
 		PERSISTENCE=0 \
 		LAMBDA_RUNTIME_EXECUTOR=testbed-noexec \
+		AWS_DEFAULT_REGION=us-east-1 \
 		setsid "$VENV/bin/python" -m localstack.runtime.main >"$LOG" 2>&1 </dev/null &
 	pid=$!
 	echo "$pid" >"$RUN/$NAME.pid"

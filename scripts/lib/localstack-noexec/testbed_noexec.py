@@ -3,25 +3,30 @@
 LocalStack's free edition runs Lambda code only in Docker, which the test bed
 does not have. With this executor (LAMBDA_RUNTIME_EXECUTOR=testbed-noexec) a
 function's version is prepared at once, so CreateFunction reaches State
-Active and CloudFormation can deploy a stack of functions; an invocation fails
-at once with a clear error instead of waiting for a container. The project's
-own tests run function code under aws-lambda-rie instead.
+Active and CloudFormation can deploy a stack of functions. An invocation
+returns at once the function error "TestbedNoExec" (Invoke answers 200 with
+FunctionError, as for a function that failed), so a caller such as
+RotateSecret goes on at once; an execution environment that failed to start
+would be a service error that boto's retries repeat for seconds. The
+project's own tests run function code under aws-lambda-rie instead.
 """
 
+import json
+
+from localstack.services.lambda_.invocation.lambda_models import InvocationResult
 from localstack.services.lambda_.invocation.plugins import RuntimeExecutorPlugin
 from localstack.services.lambda_.invocation.runtime_executor import RuntimeExecutor
 
-
-class NoExecError(RuntimeError):
-    pass
+ERROR = {
+    "errorType": "TestbedNoExec",
+    "errorMessage": "the test bed's Lambda executor runs no code "
+    "(LAMBDA_RUNTIME_EXECUTOR=testbed-noexec); run functions under aws-lambda-rie",
+}
 
 
 class NoExecRuntimeExecutor(RuntimeExecutor):
     def start(self, env_vars):
-        raise NoExecError(
-            "the test bed's Lambda executor runs no code "
-            "(LAMBDA_RUNTIME_EXECUTOR=testbed-noexec); run functions under aws-lambda-rie"
-        )
+        pass
 
     def stop(self):
         pass
@@ -36,7 +41,12 @@ class NoExecRuntimeExecutor(RuntimeExecutor):
         return "http://127.0.0.1:0/_localstack_lambda/" + self.id
 
     def invoke(self, payload):
-        raise NoExecError("the test bed's Lambda executor runs no code")
+        return InvocationResult(
+            request_id=payload["invoke-id"],
+            payload=json.dumps(ERROR).encode(),
+            is_error=True,
+            logs=ERROR["errorMessage"] + "\n",
+        )
 
     def get_logs(self):
         return ""
