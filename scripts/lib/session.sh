@@ -22,7 +22,9 @@ session_end() {
 		echo "== KEEP_TESTBED is set: the test bed keeps running (scripts/testbed.sh status; scripts/testbed.sh down stops it)"
 		return $rc
 	fi
-	for s in $("$SESSION_ROOT/scripts/testbed.sh" status 2>/dev/null | awk '$2 == "up" {print $1}'); do
+	# Every server that was not up before is stopped, whatever its state now
+	# (an unhealthy one too); down is a no-op for one that is down.
+	for s in $("$SESSION_ROOT/scripts/testbed.sh" status 2>/dev/null | awk '{print $1}'); do
 		if [[ " ${session_before[*]} " == *" $s "* ]]; then
 			keep+=("$s")
 		else
@@ -30,6 +32,11 @@ session_end() {
 		fi
 	done
 	((${#stop[@]} == 0)) || "$SESSION_ROOT/scripts/testbed.sh" down "${stop[@]}" || true
+	local still
+	still="$("$SESSION_ROOT/scripts/testbed.sh" status 2>/dev/null | awk '$2 == "up" || $2 == "unhealthy:" {print $1}' | tr '\n' ' ')" || true
+	for s in $still; do
+		[[ " ${keep[*]} " == *" $s "* ]] || echo "== WARNING: $s is still running although this job started it (scripts/testbed.sh down $s)"
+	done
 	if ((${#keep[@]} > 0)); then
 		echo "== left running, as they were up before: ${keep[*]} (scripts/testbed.sh down stops them)"
 	else
