@@ -1,6 +1,7 @@
-# The commands the README names. `make test` and `make demo` start what they
-# need (the AWS API emulator, the Lambda Runtime Interface Emulator) through
-# scripts/testbed.sh; EMULATOR=moto selects the fallback emulator.
+# The commands the README names. `make test`, `make bench` and `make demo`
+# start what they need through scripts/testbed.sh (the AWS API emulator, the
+# databases, aws-lambda-rie); test and bench stop again what they started.
+# EMULATOR=moto selects the fallback emulator.
 
 SHELL      := /bin/bash
 FUNCTIONS  := $(notdir $(wildcard functions/*))
@@ -8,7 +9,7 @@ GOARCH     ?= arm64
 BUILD_DIR  := build
 GOFLAGS_LAMBDA := -tags lambda.norpc -trimpath -ldflags "-s -w"
 
-.PHONY: all build build-local test unit demo bench lint fmt clean testbed-up testbed-down sam-check
+.PHONY: all build build-local test unit demo bench lint fmt clean testbed-up testbed-down testbed-status sam-check
 
 all: lint build
 
@@ -28,7 +29,8 @@ build-local:
 	  CGO_ENABLED=0 go build $(GOFLAGS_LAMBDA) -o $(BUILD_DIR)/local/$$f/bootstrap ./functions/$$f || exit 1; \
 	done
 
-## test: start the test bed, run every test, stop the test bed.
+## test: start the test bed, check and build the template, run every test
+## (the deploy check among them), stop what it started.
 test:
 	scripts/test.sh
 
@@ -41,7 +43,8 @@ unit:
 demo:
 	scripts/demo.sh
 
-## bench: cold start, step and rotation durations, AWS calls, memory, sizes.
+## bench: cold start, step and rotation durations, AWS calls, memory, sizes;
+## starts and stops the test bed like test.
 bench:
 	scripts/bench.sh
 
@@ -110,6 +113,9 @@ testbed-up:
 
 testbed-down:
 	scripts/testbed.sh down
+
+testbed-status:
+	scripts/testbed.sh status
 
 clean:
 	rm -rf $(BUILD_DIR)

@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/testbed.sh up >/dev/null
+# The AWS API emulator and aws-lambda-rie only: the demo needs no database.
+scripts/testbed.sh up aws rie >/dev/null
 # shellcheck source=/dev/null
 . .testbed/env
 make --no-print-directory build-local >/dev/null
@@ -20,6 +21,7 @@ go run ./cmd/rotationctl rotate "$secret" \
 	-init-value '{"client_id":"demo-client","api_key":"sk_demo_initial"}' \
 	-bootstrap build/local/generic/bootstrap \
 	-function-log .testbed/demo-function.log \
+	-env AWS_LAMBDA_FUNCTION_NAME=generic-rotation \
 	-env SECRET_KIND=apikey -env SECRET_FIELD=api_key -env KEY_PREFIX=sk_demo_
 echo
 echo "The function's JSON log lines (the audit trail CloudWatch would get):"
@@ -27,4 +29,4 @@ grep '^{' .testbed/demo-function.log | grep '"rotation step' || true
 echo
 go run ./cmd/rotationctl status -prefix demo/ -logs=false
 echo
-echo "The emulator keeps running; stop it with: scripts/testbed.sh down"
+echo "The emulator keeps running for the next demo (EMULATOR=$EMULATOR); scripts/testbed.sh status shows it, scripts/testbed.sh down stops it."

@@ -1,42 +1,37 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`): start the test bed (AWS API
-# emulator, aws-lambda-rie, PostgreSQL and MariaDB, Redis and RabbitMQ),
-# run every test against it, check the SAM template offline (cfn-lint,
-# sam validate --lint, sam build), stop the test bed again. KEEP_TESTBED=1
-# leaves it running. EMULATOR=moto selects the fallback emulator. Extra
-# arguments go to go test.
+# emulator, aws-lambda-rie, PostgreSQL, MariaDB, Redis, RabbitMQ, OpenLDAP
+# and a Samba AD domain controller), check and build the SAM
+# template offline (cfn-lint, sam validate --lint, sam build), run every Go
+# test against the bed (among them the deploy check, which packages the
+# built template and deploys it into LocalStack's CloudFormation), then stop
+# what it started and say what it left running. KEEP_TESTBED=1 leaves the bed
+# running. Extra arguments go to go test.
+#
+# EMULATOR=moto runs the tests against moto instead, except the deploy check
+# (it needs LocalStack's CloudFormation), and says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=lib/session.sh
+. scripts/lib/session.sh
 
-started=0
-cleanup() {
-	if [[ -z ${KEEP_TESTBED:-} ]]; then
-		scripts/db.sh down || true
-		scripts/redis.sh down || true
-		scripts/rabbitmq.sh down || true
-		if [[ $started == 1 ]]; then
-			scripts/testbed.sh down || true
-		fi
-	fi
-}
-trap cleanup EXIT
-
-if ! scripts/testbed.sh status >/dev/null 2>&1; then
-	started=1
-fi
-scripts/testbed.sh up
-scripts/db.sh up
-scripts/redis.sh up
-scripts/rabbitmq.sh up
+session_start
 # shellcheck source=/dev/null
 . .testbed/env
 
 go vet ./...
-# The zero-downtime tests run apart, verbosely, so that their figures (logins
-# and refusals while rotations run back to back) are printed.
-go test -count=1 -timeout 20m -skip '^TestZeroDowntime' "$@" ./...
-echo "== zero-downtime figures (PostgreSQL, MariaDB, Redis, RabbitMQ)"
-go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ ./internal/targets/redis/ ./internal/targets/rabbitmq/ |
-	grep -E '^(--- |ok|FAIL|panic)|clients, .* rotations'
 echo "== SAM template: cfn-lint, sam validate --lint, sam build (no Docker)"
 scripts/sam-check.sh
+packages=$(go list ./...)
+if [[ "$EMULATOR" != localstack ]]; then
+	echo "== EMULATOR=$EMULATOR: internal/deploycheck is left out (it deploys into LocalStack's CloudFormation)"
+	packages=$(grep -v '/internal/deploycheck$' <<<"$packages")
+fi
+# The zero-downtime tests run apart, verbosely, so that their figures (logins
+# and refusals while rotations run back to back) are printed.
+# shellcheck disable=SC2086
+go test -count=1 -timeout 20m -skip '^TestZeroDowntime' "$@" $packages
+echo "== zero-downtime figures (PostgreSQL, MariaDB, Redis, RabbitMQ, OpenLDAP, Samba AD)"
+go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ \
+	./internal/targets/redis/ ./internal/targets/rabbitmq/ ./internal/targets/directory/ |
+	grep -E '^(--- |ok|FAIL|panic)|clients, .* rotations'

@@ -302,7 +302,7 @@ func (b *bed) needDB() error {
 	}
 	f, err := os.Open(".testbed/db.env")
 	if err != nil {
-		return fmt.Errorf("database settings (run scripts/db.sh up): %w", err)
+		return fmt.Errorf("database settings (run scripts/testbed.sh up): %w", err)
 	}
 	defer f.Close()
 	b.db = map[string]string{}

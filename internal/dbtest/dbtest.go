@@ -1,5 +1,5 @@
 // Package dbtest connects the database rotation tests to the servers that
-// scripts/db.sh starts (it writes .testbed/db.env) and to the AWS emulator.
+// scripts/testbed.sh starts (it writes .testbed/db.env) and to the AWS emulator.
 // It holds no fake: every call goes to a real server.
 package dbtest
 
@@ -25,7 +25,7 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
 
-const hint = "start the databases first: scripts/db.sh up"
+const hint = testbed.Hint
 
 // Settings returns the variables of .testbed/db.env.
 func Settings(t testing.TB) map[string]string {

@@ -13,12 +13,15 @@ import (
 // services the bed enables) and reading replicated secrets.
 func MotoURL(t testing.TB) string {
 	t.Helper()
+	if err := loadEnv(t); err != nil {
+		t.Fatal(err)
+	}
 	if os.Getenv("EMULATOR") == "moto" {
 		return os.Getenv("AWS_ENDPOINT_URL")
 	}
 	u := os.Getenv("AWS_ENDPOINT_URL_RDS")
 	if u == "" {
-		t.Fatalf("AWS_ENDPOINT_URL_RDS (the companion moto server) is not set: %s", hint)
+		t.Fatalf("AWS_ENDPOINT_URL_RDS (the companion moto server) is not set: %s", Hint)
 	}
 	return u
 }

@@ -1,18 +1,22 @@
 // Package testbed connects tests to the local test bed that
 // scripts/testbed.sh starts (`make test` does it): the AWS API emulator and
-// the Lambda Runtime Interface Emulator. It holds no fake: every call goes to
-// the emulator.
+// the Lambda Runtime Interface Emulator. It reads the settings the bed wrote
+// (.testbed/env) itself. It holds no fake: every call goes to the emulator.
 package testbed
 
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -21,15 +25,82 @@ import (
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
 )
 
-const hint = "start the test bed first: `make test` does it, or `scripts/testbed.sh up && . .testbed/env`"
+// Hint is the one command that starts the test bed (`make test` runs it).
+const Hint = "run scripts/testbed.sh up"
+
+var (
+	envOnce sync.Once
+	envErr  error
+	reachMu sync.Mutex
+	reached = map[string]error{}
+)
+
+// loadEnv sets, once per test process, the variables of .testbed/env that
+// `scripts/testbed.sh up` wrote, unless AWS_ENDPOINT_URL is set already (a
+// shell that sourced it, or another emulator on purpose). So `go test` needs
+// no `. .testbed/env` first.
+func loadEnv(t testing.TB) error {
+	envOnce.Do(func() {
+		if os.Getenv("AWS_ENDPOINT_URL") != "" {
+			return
+		}
+		file := filepath.Join(ModuleRoot(t), ".testbed", "env")
+		b, err := os.ReadFile(file)
+		if err != nil {
+			envErr = fmt.Errorf("the test bed is not running (no %s): %s", file, Hint)
+			return
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			line = strings.TrimSpace(line)
+			if rest, ok := strings.CutPrefix(line, "unset "); ok {
+				for _, k := range strings.Fields(rest) {
+					os.Unsetenv(k)
+				}
+				continue
+			}
+			if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok && !strings.HasPrefix(line, "#") {
+				os.Setenv(k, v)
+			}
+		}
+	})
+	return envErr
+}
+
+// reachable fails when nothing answers at endpoint (a URL), so that a test
+// run against a stopped bed says what to do instead of timing out.
+func reachable(endpoint string) error {
+	reachMu.Lock()
+	defer reachMu.Unlock()
+	if err, ok := reached[endpoint]; ok {
+		return err
+	}
+	var err error
+	u, perr := url.Parse(endpoint)
+	if perr != nil || u.Host == "" {
+		err = fmt.Errorf("AWS_ENDPOINT_URL=%q is not a URL", endpoint)
+	} else if c, derr := net.DialTimeout("tcp", u.Host, 2*time.Second); derr != nil {
+		err = fmt.Errorf("the AWS API emulator does not answer at %s (%v): %s", endpoint, derr, Hint)
+	} else {
+		c.Close()
+	}
+	reached[endpoint] = err
+	return err
+}
 
 // AWSConfig returns the SDK configuration for the emulator. It fails the
-// test when AWS_ENDPOINT_URL is not set, so that no test ever reaches real
-// AWS by accident.
+// test when the test bed is not running (and no AWS_ENDPOINT_URL is set),
+// so that no test ever reaches real AWS by accident.
 func AWSConfig(t testing.TB, optFns ...func(*config.LoadOptions) error) aws.Config {
 	t.Helper()
-	if os.Getenv("AWS_ENDPOINT_URL") == "" {
-		t.Fatalf("AWS_ENDPOINT_URL is not set: %s", hint)
+	if err := loadEnv(t); err != nil {
+		t.Fatal(err)
+	}
+	ep := os.Getenv("AWS_ENDPOINT_URL")
+	if ep == "" {
+		t.Fatalf("AWS_ENDPOINT_URL is not set: %s", Hint)
+	}
+	if err := reachable(ep); err != nil {
+		t.Fatal(err)
 	}
 	cfg, err := config.LoadDefaultConfig(context.Background(), optFns...)
 	if err != nil {
@@ -92,9 +163,12 @@ func ValueAt(t testing.TB, em *localrun.Emulator, arn, stage string) string {
 // RIEBinary returns the path of aws-lambda-rie.
 func RIEBinary(t testing.TB) string {
 	t.Helper()
+	if err := loadEnv(t); err != nil {
+		t.Fatal(err)
+	}
 	bin := os.Getenv("RIE_BIN")
 	if bin == "" {
-		t.Fatalf("RIE_BIN is not set: %s", hint)
+		t.Fatalf("RIE_BIN is not set: %s", Hint)
 	}
 	return bin
 }
