@@ -88,6 +88,22 @@ build-ProviderFunction:
 	$(SAM_GO_BUILD) ./functions/provider
 	cp functions/provider/configs/*.json $(ARTIFACTS_DIR)/
 	if [ -f certs/provider-ca.pem ]; then cp certs/provider-ca.pem $(ARTIFACTS_DIR)/; fi
+# Redis servers with a private CA: certs/redis-ca-bundle.pem ships beside the
+# bootstrap (RedisCaBundle /var/task/redis-ca-bundle.pem).
+build-RedisFunction:
+	$(SAM_GO_BUILD) ./functions/redis
+	if [ -f certs/redis-ca-bundle.pem ]; then cp certs/redis-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
+# With certs/rabbitmq-ca-bundle.pem for self-managed brokers with a private CA
+# (RabbitMqCaBundle=/var/task/rabbitmq-ca-bundle.pem).
+build-RabbitMqFunction:
+	$(SAM_GO_BUILD) ./functions/rabbitmq
+	if [ -f certs/rabbitmq-ca-bundle.pem ]; then cp certs/rabbitmq-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
+
+# The directory's CA ships beside the bootstrap when certs/directory-ca-bundle.pem
+# exists (DirectoryCaBundle=/var/task/directory-ca-bundle.pem).
+build-DirectoryFunction:
+	$(SAM_GO_BUILD) ./functions/directory
+	if [ -f certs/directory-ca-bundle.pem ]; then cp certs/directory-ca-bundle.pem $(ARTIFACTS_DIR)/; fi
 
 build-AuditorFunction:
 	$(SAM_GO_BUILD) ./functions/auditor

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The README's test command (`make test`): start the test bed (AWS API
-# emulator, aws-lambda-rie, PostgreSQL and MariaDB), check and build the SAM
+# emulator, aws-lambda-rie, PostgreSQL, MariaDB, Redis, RabbitMQ, OpenLDAP
+# and a Samba AD domain controller), check and build the SAM
 # template offline (cfn-lint, sam validate --lint, sam build), run every Go
 # test against the bed (among them the deploy check, which packages the
 # built template and deploys it into LocalStack's CloudFormation), then stop
@@ -30,6 +31,7 @@ fi
 # and refusals while rotations run back to back) are printed.
 # shellcheck disable=SC2086
 go test -count=1 -timeout 20m -skip '^TestZeroDowntime' "$@" $packages
-echo "== zero-downtime figures (PostgreSQL, MariaDB)"
-go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ |
+echo "== zero-downtime figures (PostgreSQL, MariaDB, Redis, RabbitMQ, OpenLDAP, Samba AD)"
+go test -count=1 -timeout 5m -run '^TestZeroDowntime' -v "$@" ./internal/targets/postgres/ ./internal/targets/mysql/ \
+	./internal/targets/redis/ ./internal/targets/rabbitmq/ ./internal/targets/directory/ |
 	grep -E '^(--- |ok|FAIL|panic)|clients, .* rotations'

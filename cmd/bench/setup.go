@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -10,26 +11,35 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"database/sql"
+	"encoding/binary"
 	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	iamtypes "github.com/aws/aws-sdk-go-v2/service/iam/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
+	"github.com/go-ldap/ldap/v3"
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5"
+	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/secrets-rotation/secrets-rotation/internal/httpsclient"
 	"github.com/secrets-rotation/secrets-rotation/internal/localrun"
+	"github.com/secrets-rotation/secrets-rotation/internal/targets/rabbitmq"
+	"github.com/secrets-rotation/secrets-rotation/internal/targets/redis"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed/keyprovider"
 )
 
@@ -50,6 +60,15 @@ type bed struct {
 	// against, started once, with the secret holding its admin token.
 	keys    *keyprovider.Provider
 	keysTok string
+	// redis is .testbed/redis.env; redisAdmin its admin user's client;
+	// redisMaster the master secret of the redis samples, made once.
+	redis       map[string]string
+	redisAdmin  *goredis.Client
+	redisMaster string
+	// rmq is .testbed/rabbitmq.env; rmqMaster the master secret (an
+	// administrator made once) that the RabbitMQ samples name.
+	rmq       map[string]string
+	rmqMaster string
 }
 
 var cases = map[string]setup{
@@ -104,6 +123,45 @@ var cases = map[string]setup{
 		}
 		return []string{"DB_CA_BUNDLE=" + b.db["PG_CA_FILE"]}, b.dbSecret("postgres", "PG", user, pw), nil
 	},
+	"redis": func(ctx context.Context, b *bed) ([]string, string, error) {
+		if err := b.needRedis(ctx); err != nil {
+			return nil, "", err
+		}
+		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
+		if err := b.redisAdmin.Do(ctx, "ACL", "SETUSER", user, "reset", "on", "~bench:*", "+@read", "+@connection", "#"+redis.PasswordHash(pw)).Err(); err != nil {
+			return nil, "", fmt.Errorf("create ACL user: %w", err)
+		}
+		doc, _ := json.Marshal(map[string]any{
+			"engine": "redis", "host": b.redis["REDIS_HOST"], "port": b.redis["REDIS_TLS_PORT"],
+			"username": user, "password": pw, "masterarn": b.redisMaster,
+		})
+		return []string{"REDIS_CA_BUNDLE=" + b.redis["REDIS_CA_FILE"]}, string(doc), nil
+	},
+	// Alternating users, the strategy docs/rabbitmq.md recommends: the cold
+	// rotation makes the clone, the warm ones go back and forth.
+	"rabbitmq": func(ctx context.Context, b *bed) ([]string, string, error) {
+		if err := b.needRabbitMQ(ctx); err != nil {
+			return nil, "", err
+		}
+		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
+		if err := b.rmqPutUser(ctx, user, pw, ""); err != nil {
+			return nil, "", err
+		}
+		doc, _ := json.Marshal(map[string]any{
+			"engine": "rabbitmq", "host": b.rmq["RABBITMQ_HOST"], "port": b.rmq["RABBITMQ_AMQPS_PORT"],
+			"management_port": b.rmq["RABBITMQ_MGMT_PORT"], "vhost": "/", "username": user, "password": pw, "masterarn": b.rmqMaster,
+		})
+		return []string{"RABBITMQ_CA_BUNDLE=" + b.rmq["RABBITMQ_CA_FILE"]}, string(doc), nil
+	},
+	// One single account, on the test bed's Samba AD DC (BENCH_DIRECTORY=ldap:
+	// its OpenLDAP): the own password change, and a Kerberos ticket in
+	// setSecret's login and in testSecret.
+	"directory": func(ctx context.Context, b *bed) ([]string, string, error) {
+		if os.Getenv("BENCH_DIRECTORY") == "ldap" {
+			return b.slapdAccount(ctx)
+		}
+		return b.sambaAccount(ctx)
+	},
 	"mysql": func(ctx context.Context, b *bed) ([]string, string, error) {
 		user, pw := "bench_"+localrun.NewToken()[:8], randomPassword()
 		if err := b.mysqlExec(ctx, "CREATE USER ?@'%' IDENTIFIED BY ?", user, pw); err != nil {
@@ -111,6 +169,116 @@ var cases = map[string]setup{
 		}
 		return []string{"DB_CA_BUNDLE=" + b.db["MYSQL_CA_FILE"]}, b.dbSecret("mariadb", "MYSQL", user, pw), nil
 	},
+}
+
+// readEnv reads an env file of the test bed ("export K=V" lines).
+func readEnv(name string) (map[string]string, error) {
+	f, err := os.Open(filepath.Join(".testbed", name))
+	if err != nil {
+		return nil, fmt.Errorf("test bed settings (run scripts/%s.sh up): %w", strings.TrimSuffix(name, ".env"), err)
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok {
+			m[k] = strings.Trim(v, `'"`)
+		}
+	}
+	return m, sc.Err()
+}
+
+// directoryAdmin binds to a test bed directory over LDAPS as its
+// administrator, verifying it with the test CA.
+func directoryAdmin(addr, host, caFile, dn, password string) (*ldap.Conn, error) {
+	pemBytes, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return nil, errors.New("no certificate in the directory's test CA file")
+	}
+	l, err := ldap.DialURL("ldaps://"+addr, ldap.DialWithTLSConfig(&tls.Config{RootCAs: pool, ServerName: host, MinVersion: tls.VersionTLS12}))
+	if err != nil {
+		return nil, err
+	}
+	if err := l.Bind(dn, password); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("bind as the directory's administrator: %w", err)
+	}
+	return l, nil
+}
+
+// directoryPassword meets Active Directory's complexity and OpenLDAP's
+// quality check.
+func directoryPassword() string { return "Aa1-" + randomPassword() }
+
+// sambaAccount makes a user under the Samba DC's service-account OU.
+func (b *bed) sambaAccount(context.Context) ([]string, string, error) {
+	e, err := readEnv("samba.env")
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := directoryAdmin(e["SAMBA_HOST"]+":"+e["SAMBA_LDAPS_PORT"], e["SAMBA_HOST"], e["SAMBA_CA_FILE"], e["SAMBA_ADMIN_DN"], e["SAMBA_ADMIN_PASSWORD"])
+	if err != nil {
+		return nil, "", err
+	}
+	defer l.Close()
+	sam, pw := "bench"+localrun.NewToken()[:8], directoryPassword()
+	dn := "CN=" + sam + "," + e["SAMBA_SERVICES_OU"]
+	u := utf16.Encode([]rune(`"` + pw + `"`))
+	quoted := make([]byte, 2*len(u))
+	for i, r := range u {
+		binary.LittleEndian.PutUint16(quoted[2*i:], r)
+	}
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"top", "person", "organizationalPerson", "user"})
+	req.Attribute("sAMAccountName", []string{sam})
+	req.Attribute("unicodePwd", []string{string(quoted)})
+	req.Attribute("userAccountControl", []string{"512"})
+	if err := l.Add(req); err != nil {
+		return nil, "", fmt.Errorf("add %s: %w", dn, err)
+	}
+	return []string{
+		"DIRECTORY_KIND=activedirectory", "DIRECTORY_URL=ldaps://" + e["SAMBA_HOST"] + ":" + e["SAMBA_LDAPS_PORT"],
+		"DIRECTORY_ALLOWED_BASE_DNS=" + e["SAMBA_SERVICES_OU"], "DIRECTORY_KERBEROS_REALM=" + e["SAMBA_REALM"],
+		"DIRECTORY_KERBEROS_KDCS=" + e["SAMBA_KDC"], "DIRECTORY_CA_BUNDLE=" + e["SAMBA_CA_FILE"],
+	}, directorySecret(dn, pw), nil
+}
+
+// slapdAccount makes an account under slapd's ou=services.
+func (b *bed) slapdAccount(context.Context) ([]string, string, error) {
+	e, err := readEnv("slapd.env")
+	if err != nil {
+		return nil, "", err
+	}
+	l, err := directoryAdmin(e["SLAPD_HOST"]+":"+e["SLAPD_TLS_PORT"], e["SLAPD_HOST"], e["SLAPD_CA_FILE"], e["SLAPD_ADMIN_DN"], e["SLAPD_ADMIN_PASSWORD"])
+	if err != nil {
+		return nil, "", err
+	}
+	defer l.Close()
+	uid, pw := "bench-"+localrun.NewToken()[:8], directoryPassword()
+	ou := "ou=services," + e["SLAPD_BASE_DN"]
+	dn := "uid=" + uid + "," + ou
+	req := ldap.NewAddRequest(dn, nil)
+	req.Attribute("objectClass", []string{"inetOrgPerson"})
+	req.Attribute("uid", []string{uid})
+	req.Attribute("cn", []string{uid})
+	req.Attribute("sn", []string{uid})
+	req.Attribute("userPassword", []string{pw})
+	if err := l.Add(req); err != nil {
+		return nil, "", fmt.Errorf("add %s: %w", dn, err)
+	}
+	return []string{
+		"DIRECTORY_KIND=ldap", "DIRECTORY_URL=ldaps://" + e["SLAPD_HOST"] + ":" + e["SLAPD_TLS_PORT"],
+		"DIRECTORY_ALLOWED_BASE_DNS=" + ou, "DIRECTORY_CA_BUNDLE=" + e["SLAPD_CA_FILE"],
+	}, directorySecret(dn, pw), nil
+}
+
+func directorySecret(dn, pw string) string {
+	doc, _ := json.Marshal(map[string]string{"username": dn, "password": pw})
+	return string(doc)
 }
 
 // randomPassword is hex, so it needs no quoting in the CREATE ROLE above.
@@ -208,6 +376,76 @@ func (b *bed) mysqlExec(ctx context.Context, stmt string, args ...any) error {
 	return err
 }
 
+// needRabbitMQ reads .testbed/rabbitmq.env and, once, makes an
+// administrator and its master secret.
+func (b *bed) needRabbitMQ(ctx context.Context) error {
+	if b.rmqMaster != "" {
+		return nil
+	}
+	env, err := os.ReadFile(".testbed/rabbitmq.env")
+	if err != nil {
+		return fmt.Errorf("RabbitMQ settings (run scripts/rabbitmq.sh up): %w", err)
+	}
+	b.rmq = map[string]string{}
+	for _, line := range strings.Split(string(env), "\n") {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(line, "export "), "="); ok {
+			b.rmq[k] = strings.Trim(v, `'"`)
+		}
+	}
+	master, pw := "bench_master_"+localrun.NewToken()[:8], randomPassword()
+	if err := b.rmqPutUser(ctx, master, pw, "administrator"); err != nil {
+		return err
+	}
+	doc, _ := json.Marshal(map[string]string{"username": master, "password": pw, "host": b.rmq["RABBITMQ_HOST"], "management_port": b.rmq["RABBITMQ_MGMT_PORT"]})
+	out, err := b.em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("bench/rabbitmq-master/" + localrun.NewToken()[:8]), SecretString: aws.String(string(doc)),
+	})
+	if err != nil {
+		return fmt.Errorf("store the bench's RabbitMQ master secret: %w", err)
+	}
+	b.rmqMaster = aws.ToString(out.ARN)
+	return nil
+}
+
+// rmqPutUser makes a broker user with full permissions on vhost "/", as
+// the bed's admin, through the management API; the password goes as its
+// hash.
+func (b *bed) rmqPutUser(ctx context.Context, user, password, tags string) error {
+	hash, err := rabbitmq.PasswordHash(password)
+	if err != nil {
+		return err
+	}
+	roots, err := httpsclient.LoadRoots(b.rmq["RABBITMQ_CA_FILE"])
+	if err != nil {
+		return err
+	}
+	client := httpsclient.New(httpsclient.Transport(roots), 10*time.Second)
+	for _, r := range []struct {
+		path string
+		body map[string]string
+	}{
+		{"/api/users/" + url.PathEscape(user), map[string]string{"password_hash": hash, "hashing_algorithm": rabbitmq.HashingAlgorithm, "tags": tags}},
+		{"/api/permissions/%2F/" + url.PathEscape(user), map[string]string{"configure": ".*", "write": ".*", "read": ".*"}},
+	} {
+		body, _ := json.Marshal(r.body)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, b.rmq["RABBITMQ_MGMT_URL"]+r.path, bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		req.SetBasicAuth(b.rmq["RABBITMQ_ADMIN_USER"], b.rmq["RABBITMQ_ADMIN_PASSWORD"])
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := client.Do(req)
+		if err != nil {
+			return fmt.Errorf("PUT %s: %w", r.path, httpsclient.Cause(err))
+		}
+		resp.Body.Close()
+		if resp.StatusCode/100 != 2 {
+			return fmt.Errorf("PUT %s: %s", r.path, resp.Status)
+		}
+	}
+	return nil
+}
+
 // makeCA stores a self-signed issuer CA in a secret, in the format tlscert's
 // CA_SECRET_ID reads.
 func (b *bed) makeCA(ctx context.Context) (string, error) {
@@ -272,4 +510,64 @@ func (b *bed) needKeyProvider(ctx context.Context) error {
 	}
 	b.keys, b.keysTok = p, aws.ToString(out.ARN)
 	return nil
+}
+
+// needRedis reads .testbed/redis.env, logs in as the bed's admin user and
+// stores it as the master secret of the redis samples, once.
+func (b *bed) needRedis(ctx context.Context) error {
+	if b.redisAdmin != nil {
+		return nil
+	}
+	env, err := readEnvFile(".testbed/redis.env")
+	if err != nil {
+		return fmt.Errorf("Redis settings (run scripts/redis.sh up): %w", err)
+	}
+	pemBytes, err := os.ReadFile(env["REDIS_CA_FILE"])
+	if err != nil {
+		return err
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemBytes) {
+		return errors.New("no certificate in the Redis test CA file")
+	}
+	admin := goredis.NewClient(&goredis.Options{
+		Addr:     net.JoinHostPort(env["REDIS_HOST"], env["REDIS_TLS_PORT"]),
+		Username: env["REDIS_ADMIN_USER"], Password: env["REDIS_ADMIN_PASSWORD"],
+		TLSConfig: &tls.Config{RootCAs: pool, ServerName: env["REDIS_HOST"], MinVersion: tls.VersionTLS12},
+		Protocol:  2, DisableIdentity: true,
+	})
+	if err := admin.Ping(ctx).Err(); err != nil {
+		admin.Close()
+		return fmt.Errorf("log in to Redis as %s: %w", env["REDIS_ADMIN_USER"], err)
+	}
+	doc, _ := json.Marshal(map[string]any{
+		"host": env["REDIS_HOST"], "port": env["REDIS_TLS_PORT"],
+		"username": env["REDIS_ADMIN_USER"], "password": env["REDIS_ADMIN_PASSWORD"],
+	})
+	out, err := b.em.SM.CreateSecret(ctx, &secretsmanager.CreateSecretInput{
+		Name: aws.String("bench/redis-admin/" + localrun.NewToken()[:8]), SecretString: aws.String(string(doc)),
+	})
+	if err != nil {
+		admin.Close()
+		return fmt.Errorf("store the bench Redis master secret: %w", err)
+	}
+	b.redis, b.redisAdmin, b.redisMaster = env, admin, aws.ToString(out.ARN)
+	return nil
+}
+
+// readEnvFile reads the export lines of a .testbed/*.env file.
+func readEnvFile(name string) (map[string]string, error) {
+	f, err := os.Open(name)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok {
+			m[k] = strings.Trim(v, `'"`)
+		}
+	}
+	return m, sc.Err()
 }

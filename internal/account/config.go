@@ -38,6 +38,11 @@ type Config struct {
 	// (MASTER_ALLOWED_USERS). The alternating strategy matches its base
 	// user; the clone follows.
 	MasterAllowedUsers []string
+	// PlaintextServers ("host:port", host in lower case) are, for a family
+	// that names EnvNames.PlaintextServers, the only servers where a
+	// secret's wish for plaintext ("ssl": false) is honoured; there it
+	// holds for master credentials too. See Target.tlsFor.
+	PlaintextServers []string
 	// BundleDir is the function's own directory, where a secret's CA file
 	// (a bare file name) is looked up: $LAMBDA_TASK_ROOT, or the directory
 	// of the executable.
@@ -55,6 +60,13 @@ type EnvNames struct {
 	// ExcludeCharacters is EXCLUDE_CHARACTERS' default: characters that
 	// break the system's connection strings.
 	ExcludeCharacters string
+	// PlaintextServers, when set, names the variable that lists the
+	// servers (host:port) where a secret may turn TLS off: elsewhere its
+	// wish is refused, and there master credentials may go unencrypted as
+	// well (a system whose every secret needs a master: Redis). Empty, the
+	// families keep the databases' rule: a user's own logins follow the
+	// secret, master credentials always go over TLS.
+	PlaintextServers string
 }
 
 // ConfigFromEnv reads and validates the configuration through getenv: the
@@ -91,11 +103,16 @@ func ConfigFromEnv(getenv func(string) string, names EnvNames) (Config, error) {
 			c.ConnectTimeout = d
 		}
 	}
-	if c.MasterAllowedServers, err = parseServers(getenv("MASTER_ALLOWED_SERVERS")); err != nil {
+	if c.MasterAllowedServers, err = parseServers("MASTER_ALLOWED_SERVERS", getenv("MASTER_ALLOWED_SERVERS")); err != nil {
 		return Config{}, err
 	}
 	if c.MasterAllowedUsers, err = parseUsers(getenv("MASTER_ALLOWED_USERS")); err != nil {
 		return Config{}, err
+	}
+	if names.PlaintextServers != "" {
+		if c.PlaintextServers, err = parseServers(names.PlaintextServers, getenv(names.PlaintextServers)); err != nil {
+			return Config{}, err
+		}
 	}
 	c.BundleDir = strings.TrimSpace(getenv("LAMBDA_TASK_ROOT"))
 	if c.BundleDir == "" {
@@ -117,8 +134,9 @@ func DefaultConfig(names EnvNames) Config {
 	return c
 }
 
-// parseServers reads MASTER_ALLOWED_SERVERS: comma-separated host:port.
-func parseServers(s string) ([]string, error) {
+// parseServers reads a list of servers (MASTER_ALLOWED_SERVERS, say):
+// comma-separated host:port.
+func parseServers(name, s string) ([]string, error) {
 	var out []string
 	for _, item := range strings.Split(s, ",") {
 		item = strings.TrimSpace(item)
@@ -128,7 +146,7 @@ func parseServers(s string) ([]string, error) {
 		host, port, err := net.SplitHostPort(item)
 		n, perr := strconv.Atoi(port)
 		if err != nil || host == "" || perr != nil || n < 1 || n > 65535 {
-			return nil, fmt.Errorf("MASTER_ALLOWED_SERVERS: %q is not host:port (e.g. db.example.com:5432)", item)
+			return nil, fmt.Errorf("%s: %q is not host:port (e.g. db.example.com:5432)", name, item)
 		}
 		out = append(out, serverKey(host, n))
 	}
@@ -156,6 +174,14 @@ func (c Config) masterMayUse(loc Location) bool {
 	return slices.Contains(c.MasterAllowedServers, loc.Address())
 }
 
+// plaintextAllowed reports whether the configuration lets a secret turn
+// TLS off at loc: always for a family without a PlaintextServers variable
+// (master credentials are refused elsewhere), else only at the servers it
+// lists.
+func (c Config) plaintextAllowed(loc Location) bool {
+	return c.names.PlaintextServers == "" || slices.Contains(c.PlaintextServers, loc.Address())
+}
+
 // masterMaySet reports whether MASTER_ALLOWED_USERS (empty: any) lets the
 // master user set the password of user (the base user of a pair).
 func (c Config) masterMaySet(user string) bool {
@@ -178,7 +204,7 @@ func (c Config) Describe() []slog.Attr {
 		}
 		return strings.ToLower(n)
 	}
-	return []slog.Attr{
+	attrs := []slog.Attr{
 		slog.Int("password_length", c.Password.Length),
 		slog.Int("exclude_characters_count", len(c.Password.ExcludeCharacters)),
 		slog.String(name(c.names.CABundle, "ca_bundle"), c.CABundle),
@@ -186,4 +212,8 @@ func (c Config) Describe() []slog.Attr {
 		slog.Any("master_allowed_servers", c.MasterAllowedServers),
 		slog.Any("master_allowed_users", c.MasterAllowedUsers),
 	}
+	if c.names.PlaintextServers != "" {
+		attrs = append(attrs, slog.Any(strings.ToLower(c.names.PlaintextServers), c.PlaintextServers))
+	}
+	return attrs
 }

@@ -53,3 +53,27 @@ func TestConfigFromEnvValidatesTheMasterSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestConfigFromEnvPlaintextServers(t *testing.T) {
+	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+	at := func(host string, port int) Location { return Location{Host: host, Port: port, Plaintext: true} }
+	// A family without the variable: the databases' rule, unchanged.
+	c, err := ConfigFromEnv(env(map[string]string{"X_PLAINTEXT_SERVERS": "cache:6379"}), EnvNames{})
+	if err != nil || c.PlaintextServers != nil || !c.plaintextAllowed(at("anywhere", 1)) {
+		t.Fatalf("without EnvNames.PlaintextServers: %v, %v", c.PlaintextServers, err)
+	}
+	names := EnvNames{PlaintextServers: "X_PLAINTEXT_SERVERS"}
+	if c := DefaultConfig(names); c.plaintextAllowed(at("cache", 6379)) {
+		t.Fatal("an empty X_PLAINTEXT_SERVERS allows plaintext")
+	}
+	c, err = ConfigFromEnv(env(map[string]string{"X_PLAINTEXT_SERVERS": "Cache.internal:6379"}), names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.plaintextAllowed(at("cache.INTERNAL", 6379)) || c.plaintextAllowed(at("cache.internal", 6380)) || c.plaintextAllowed(at("other", 6379)) {
+		t.Fatalf("plaintext servers %v", c.PlaintextServers)
+	}
+	if _, err := ConfigFromEnv(env(map[string]string{"X_PLAINTEXT_SERVERS": "cache"}), names); err == nil || !strings.HasPrefix(err.Error(), "X_PLAINTEXT_SERVERS") {
+		t.Fatalf("X_PLAINTEXT_SERVERS=cache: %v, want an error naming the variable", err)
+	}
+}

@@ -9,7 +9,9 @@ import (
 // master reads the master secret that cur's masterarn names and decides
 // where its credentials may go; they go nowhere else, and only over
 // verified TLS (the rotated secret's wish for plaintext does not apply to
-// them). It makes no connection.
+// them; a family with a PlaintextServers variable lets the master secret
+// turn TLS off at the servers the configuration lists, and nowhere else).
+// It makes no connection.
 //   - A master secret that names a server is used there, which must be the
 //     rotated secret's server.
 //   - One that names none is used where the driver's MasterLocator finds
@@ -66,8 +68,11 @@ func (t *Target) master(ctx context.Context, cur Account, tw Twins) (Account, Lo
 			return fail(fmt.Errorf("master secret %s (field \"masterarn\"): %w", cur.MasterARN, err))
 		}
 	}
-	if loc.Plaintext {
+	if loc.Plaintext && t.cfg.names.PlaintextServers == "" {
 		return fail(fmt.Errorf(`master secret %s (field "masterarn") turns TLS off ("ssl": false): master credentials travel only over verified TLS`, cur.MasterARN))
+	}
+	if loc.Plaintext && !t.cfg.plaintextAllowed(loc) {
+		return fail(fmt.Errorf("master secret %s (field \"masterarn\"): %w", cur.MasterARN, t.plaintextRefused(loc)))
 	}
 	return m, loc, nil
 }

@@ -44,11 +44,18 @@ func TLSConfig(host string, caFiles ...string) (*tls.Config, error) {
 
 // tlsFor returns the TLS of a login at loc: verified against the system
 // roots, the function's CA bundle and the secret's CA file (looked up in
-// the function's own directory). nil (plaintext) only for a user's own
-// login whose secret asks for it; never for master credentials.
+// the function's own directory). nil (plaintext) only when the secret asks
+// for it and, for a family with a PlaintextServers variable, the
+// configuration lists loc; for master credentials only in that case (the
+// databases' master credentials always go over TLS).
 func (t *Target) tlsFor(loc Location, master bool) (*tls.Config, error) {
-	if loc.Plaintext && !master {
-		return nil, nil
+	if loc.Plaintext {
+		if !t.cfg.plaintextAllowed(loc) {
+			return nil, t.plaintextRefused(loc)
+		}
+		if !master || t.cfg.names.PlaintextServers != "" {
+			return nil, nil
+		}
 	}
 	files := []string{t.cfg.CABundle}
 	if loc.CABundle != "" {
@@ -62,4 +69,11 @@ func (t *Target) tlsFor(loc Location, master bool) (*tls.Config, error) {
 		files = append(files, f)
 	}
 	return TLSConfig(loc.Host, files...)
+}
+
+// plaintextRefused is the error of a secret that asks for plaintext at a
+// server the configuration does not list.
+func (t *Target) plaintextRefused(loc Location) error {
+	return fmt.Errorf(`the secret turns TLS off (field "ssl": false) for %s, which %s does not list: refusing to send a password unencrypted`,
+		loc.Address(), t.cfg.names.PlaintextServers)
 }

@@ -4,13 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"errors"
-	"maps"
-	"slices"
 	"strconv"
-	"strings"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -138,75 +134,19 @@ func (e engine) mustLogIn(t testing.TB, what, user, password string) {
 }
 
 // version is one stored version of a secret.
-type version struct {
-	value  string
-	stages []string
-}
+type version = dbtest.Version
 
-// snapshot reads every version of a secret, labelled or not.
 func snapshot(t testing.TB, h *dbtest.Harness, arn string) map[string]version {
 	t.Helper()
-	out := map[string]version{}
-	p := secretsmanager.NewListSecretVersionIdsPaginator(h.Em.SM, &secretsmanager.ListSecretVersionIdsInput{
-		SecretId: aws.String(arn), IncludeDeprecated: aws.Bool(true),
-	})
-	for p.HasMorePages() {
-		page, err := p.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, v := range page.Versions {
-			id := aws.ToString(v.VersionId)
-			val := ""
-			if got, err := h.Em.SM.GetSecretValue(context.Background(), &secretsmanager.GetSecretValueInput{SecretId: aws.String(arn), VersionId: aws.String(id)}); err == nil {
-				val = aws.ToString(got.SecretString)
-			}
-			stages := slices.Clone(v.VersionStages)
-			slices.Sort(stages)
-			out[id] = version{value: val, stages: stages}
-		}
-	}
-	return out
+	return dbtest.Snapshot(t, h, arn)
 }
 
-// unchanged asserts that every version that existed before holds the same
-// value and labels, and that the only new version is the rotation's own
-// (token), labelled AWSPENDING and nothing else.
 func unchanged(t testing.TB, h *dbtest.Harness, arn, token string, before map[string]version) {
 	t.Helper()
-	after := snapshot(t, h, arn)
-	for id, b := range before {
-		a, ok := after[id]
-		if !ok {
-			t.Fatalf("version %s is gone", id)
-		}
-		if a.value != b.value || !slices.Equal(a.stages, b.stages) {
-			t.Fatalf("version %s changed: labels %v -> %v, value changed %v", id, b.stages, a.stages, a.value != b.value)
-		}
-	}
-	for _, id := range slices.Sorted(maps.Keys(after)) {
-		if _, ok := before[id]; !ok && (id != token || !slices.Equal(after[id].stages, []string{"AWSPENDING"})) {
-			t.Fatalf("new version %s with labels %v", id, after[id].stages)
-		}
-	}
+	dbtest.Unchanged(t, h, arn, token, before)
 }
 
-// refused asserts that err is a refusal that names the secret, the field
-// and the reason, and shows none of the secrets.
 func refused(t testing.TB, err error, arn, field, reason string, secrets ...string) {
 	t.Helper()
-	if err == nil {
-		t.Fatal("the rotation was not refused")
-	}
-	msg := err.Error()
-	for _, want := range []string{arn, field, reason} {
-		if !strings.Contains(msg, want) {
-			t.Fatalf("refusal %q does not say %q", msg, want)
-		}
-	}
-	for _, s := range secrets {
-		if strings.Contains(msg, s) {
-			t.Fatal("the refusal shows a password")
-		}
-	}
+	dbtest.Refused(t, err, arn, field, reason, secrets...)
 }

@@ -26,6 +26,22 @@ type CrashSpec struct {
 	// NewTarget returns the target with its AWS clients made from cfg, so
 	// that a crashing configuration kills the target's own calls too.
 	NewTarget func(cfg aws.Config) rotation.Target
+	// NewCrashingTarget, when set, replaces NewTarget in CrashAtEveryCall:
+	// it also routes the target's calls that are not AWS calls (a
+	// management API's requests, a server login) through c
+	// (Crasher.Transport, Crasher.DialContext), so that the function dies
+	// after each of those as well.
+	NewCrashingTarget func(cfg aws.Config, c *testbed.Crasher) rotation.Target
+	// EachDirection: alternating users whose two directions make different
+	// calls (to the clone, whose rights are synchronised, and back to the
+	// base user, whose password alone is set): CrashAtEveryCall then dies
+	// after every call of each direction, in twice the rotations.
+	EachDirection bool
+	// SeveralPasswords: a single user keeps several passwords (Redis ACL
+	// users): setSecret adds the new one, finishSecret removes those older
+	// than AWSPREVIOUS. After a rotation AWSPREVIOUS must log in as well,
+	// and no older password of the secret.
+	SeveralPasswords bool
 	// NewSecret makes the database user (and, alternating, the master
 	// user and its secret) and stores the secret to rotate; it returns the
 	// secret's ARN.
@@ -39,11 +55,29 @@ type CrashSpec struct {
 	// user is rotated, by the master user (a driver whose users cannot
 	// change their own passwords).
 	MasterSetsSingleUser bool
+	// NewPassword makes the passwords the tests set themselves; nil is
+	// Password (24 hex characters). A system with a password policy of its
+	// own (Active Directory's complexity) gives one it accepts.
+	NewPassword func() string
+}
+
+// password returns a new password that the spec's system accepts.
+func (spec CrashSpec) password() string {
+	if spec.NewPassword != nil {
+		return spec.NewPassword()
+	}
+	return Password()
 }
 
 // alternating reports whether the spec rotates s with alternating users.
 func (spec CrashSpec) alternating(s *dbsecret.Secret) bool {
 	return s.Strategy() == dbsecret.AlternatingUsers && !spec.MasterSetsSingleUser
+}
+
+// addsPasswords reports whether the spec rotates s by adding a password
+// beside the others (SeveralPasswords, single user).
+func (spec CrashSpec) addsPasswords(s *dbsecret.Secret) bool {
+	return spec.SeveralPasswords && !spec.alternating(s)
 }
 
 // crashRun is one crash test in progress.
@@ -214,13 +248,33 @@ func (r *crashRun) rotated(token, when string) {
 	if err := r.spec.Login(r.t, cur); err != nil {
 		r.t.Fatalf("%s: AWSCURRENT does not log in: %v", when, err)
 	}
-	if r.spec.alternating(cur) {
+	if r.spec.alternating(cur) || r.spec.addsPasswords(cur) {
 		prev, ok := r.stage("AWSPREVIOUS")
 		if !ok {
 			r.t.Fatalf("%s: no AWSPREVIOUS", when)
 		}
 		if err := r.spec.Login(r.t, prev); err != nil {
 			r.t.Fatalf("%s: AWSPREVIOUS does not log in: %v", when, err)
+		}
+		if r.spec.addsPasswords(cur) {
+			r.olderPasswordsRemoved(cur, prev, when)
+		}
+	}
+}
+
+// olderPasswordsRemoved asserts that of every password the secret ever
+// held, only those of cur and prev still log in as cur's user.
+func (r *crashRun) olderPasswordsRemoved(cur, prev *dbsecret.Secret, when string) {
+	r.t.Helper()
+	r.remember()
+	for _, p := range r.seen {
+		if p == cur.Password || p == prev.Password {
+			continue
+		}
+		old := *cur
+		old.Password = p
+		if err := r.spec.Login(r.t, &old); !errors.Is(err, dbsecret.ErrCannotLogIn) {
+			r.t.Fatalf("%s: a password older than AWSPREVIOUS still logs in (or the login failed otherwise: %v)", when, err)
 		}
 	}
 }
@@ -283,7 +337,9 @@ func Crashes(t *testing.T, spec CrashSpec) {
 // the database, whose AWSPENDING an operator then removed by hand, leaving
 // the one password a single-user database accepts on a version without a
 // label. The next rotation must find it (alternating users never needs to:
-// the active user was not touched) and succeed.
+// the active user was not touched; nor does a user with several passwords,
+// whose AWSCURRENT still logs in) and succeed, and with several passwords
+// its finishSecret removes the abandoned one.
 func AbandonedAfterSetSecret(t *testing.T, spec CrashSpec) {
 	r := newCrashRun(t, spec)
 	token := r.h.Open(r.arn)
@@ -293,7 +349,10 @@ func AbandonedAfterSetSecret(t *testing.T, spec CrashSpec) {
 	r.gap = true
 	id := r.someVersionLogsIn("abandoned after setSecret")
 	cur, _ := r.stage("AWSCURRENT")
-	if !spec.alternating(cur) && id != token {
+	// Alternating users, or a user with several passwords, never lost the
+	// one AWSCURRENT holds: the version found may be any.
+	recovers := !spec.alternating(cur) && !spec.addsPasswords(cur)
+	if recovers && id != token {
 		t.Fatalf("abandoned after setSecret: version %s logs in, want the abandoned %s", id, token)
 	}
 	next := r.h.Open(r.arn)
@@ -304,7 +363,7 @@ func AbandonedAfterSetSecret(t *testing.T, spec CrashSpec) {
 	r.step(nil, "finishSecret", next)
 	r.close(next)
 	r.rotated(next, "rotation after one abandoned after setSecret")
-	if !spec.alternating(cur) && !strings.Contains(r.h.Logs(), `"other_version_id":"`+token+`"`) {
+	if recovers && !strings.Contains(r.h.Logs(), `"other_version_id":"`+token+`"`) {
 		t.Fatalf("the log does not say which version logged in:\n%s", r.h.Logs())
 	}
 	r.rotate("one more rotation")
@@ -336,7 +395,7 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 		t.Fatal("OtherVersionsChecked needs a single-user secret")
 	}
 	// Neither AWSCURRENT nor (absent) AWSPREVIOUS logs in any more.
-	working := Password()
+	working := spec.password()
 	spec.SetPassword(t, cur.Username, working)
 	r.gap = true
 
@@ -358,7 +417,7 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 	}
 	r.putOther(value, "TEST-OTHER-USER")
 	for i := 0; i < 4; i++ {
-		wrong, err := cur.With(cur.Username, Password())
+		wrong, err := cur.With(cur.Username, spec.password())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,49 +444,78 @@ func OtherVersionsChecked(t *testing.T, spec CrashSpec) {
 }
 
 // CrashAtEveryCall kills each step after each of its AWS calls in turn (the
-// engine's Secrets Manager calls and the target's own count together), and
+// engine's Secrets Manager calls and the target's own count together, and
+// with NewCrashingTarget its other external calls too), and
 // once more after the step completed but before it returned; then checks
 // the invariant, reruns the step and the rest in a fresh engine, and checks
 // that the rotation finished. All the rotations run on one secret, back to
-// back, so an alternating secret goes both ways.
+// back, so an alternating secret goes both ways (each way after every one
+// of its calls with EachDirection).
 func CrashAtEveryCall(t *testing.T, spec CrashSpec) {
 	r := newCrashRun(t, spec)
+	cur, _ := r.stage("AWSCURRENT")
+	directions := 1
+	if spec.EachDirection && spec.alternating(cur) {
+		directions = 2
+	}
 	for si, step := range localrun.Steps {
 		for k := 0; ; k++ {
 			if k > 30 {
 				t.Fatalf("%s: still crashing after %d calls", step, k)
 			}
-			token := r.h.Open(r.arn)
-			for _, prior := range localrun.Steps[:si] {
-				r.step(nil, prior, token)
+			// Each rotation goes the other way, so with two directions
+			// each of them is crashed after its k-th call.
+			completed := 0
+			for range directions {
+				if r.crashAt(spec, si, step, k) {
+					completed++
+				}
 			}
-			crasher := &testbed.Crasher{K: k}
-			cfg := crasher.Config(testbed.AWSConfig(t))
-			crashing := rotation.New(secretsmanager.NewFromConfig(cfg), spec.NewTarget(cfg), r.h.options())
-			err := r.h.Step(crashing, step, r.arn, token)
-			completed := err == nil
-			if err != nil && !errors.Is(err, testbed.ErrCrash) {
-				t.Fatalf("%s crashed after %d calls %v: unexpected error %v", step, k, crasher.Ops, err)
-			}
-			when := fmt.Sprintf("%s crashed after %d calls %v", step, k, crasher.Ops)
-			if completed {
-				// The step made fewer than k calls: it ran to the end, and
-				// the function dies before the result reaches Secrets
-				// Manager, which invokes the step again.
-				when = fmt.Sprintf("%s completed (%d calls) and died before returning", step, len(crasher.Ops))
-			}
-			r.remember()
-			r.invariant(when)
-			for _, rest := range localrun.Steps[si:] {
-				r.step(nil, rest, token)
-			}
-			r.close(token)
-			r.rotated(token, when)
-			t.Logf("%s: recovered", when)
-			if completed {
+			if completed == directions {
 				break
 			}
 		}
 	}
 	r.noSecretInLogs()
+}
+
+// crashAt runs one rotation whose step si dies after its k-th call, then
+// checks the invariant, reruns the step and the rest in a fresh engine and
+// checks that the rotation finished. It reports whether the step made
+// fewer than k calls (it completed, and died before returning).
+func (r *crashRun) crashAt(spec CrashSpec, si int, step string, k int) bool {
+	t := r.t
+	t.Helper()
+	token := r.h.Open(r.arn)
+	for _, prior := range localrun.Steps[:si] {
+		r.step(nil, prior, token)
+	}
+	crasher := &testbed.Crasher{K: k}
+	cfg := crasher.Config(testbed.AWSConfig(t))
+	target := spec.NewTarget
+	if spec.NewCrashingTarget != nil {
+		target = func(cfg aws.Config) rotation.Target { return spec.NewCrashingTarget(cfg, crasher) }
+	}
+	crashing := rotation.New(secretsmanager.NewFromConfig(cfg), target(cfg), r.h.options())
+	err := r.h.Step(crashing, step, r.arn, token)
+	completed := err == nil
+	if err != nil && !errors.Is(err, testbed.ErrCrash) {
+		t.Fatalf("%s crashed after %d calls %v: unexpected error %v", step, k, crasher.Ops, err)
+	}
+	when := fmt.Sprintf("%s crashed after %d calls %v", step, k, crasher.Ops)
+	if completed {
+		// The step made fewer than k calls: it ran to the end, and the
+		// function dies before the result reaches Secrets Manager, which
+		// invokes the step again.
+		when = fmt.Sprintf("%s completed (%d calls) and died before returning", step, len(crasher.Ops))
+	}
+	r.remember()
+	r.invariant(when)
+	for _, rest := range localrun.Steps[si:] {
+		r.step(nil, rest, token)
+	}
+	r.close(token)
+	r.rotated(token, when)
+	t.Logf("%s: recovered", when)
+	return completed
 }

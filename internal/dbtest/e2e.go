@@ -2,6 +2,7 @@ package dbtest
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -18,12 +19,21 @@ import (
 // must hold the setSecret log line.
 func RotateUnderRIE(t *testing.T, function, caFile string, secret map[string]any, login func(testing.TB, *dbsecret.Secret) error) {
 	t.Helper()
+	RotateUnderRIEWithEnv(t, function, []string{"DB_CA_BUNDLE=" + caFile}, secret, login)
+}
+
+// RotateUnderRIEWithEnv is RotateUnderRIE for a function configured by env
+// (the function's variables besides LOG_LEVEL=debug): account functions
+// other than the databases'. The secret's fields are those of the AWS
+// database format where it has them ("username", "password", "masterarn").
+func RotateUnderRIEWithEnv(t *testing.T, function string, env []string, secret map[string]any, login func(testing.TB, *dbsecret.Secret) error) {
+	t.Helper()
 	em := testbed.Emulator(t)
 	bootstrap := testbed.BuildFunction(t, function)
 	var out testbed.LogBuffer
 	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{
 		Binary: testbed.RIEBinary(t), Bootstrap: bootstrap, Output: &out,
-		Env: []string{"DB_CA_BUNDLE=" + caFile, "LOG_LEVEL=debug"},
+		Env: append(slices.Clip(env), "LOG_LEVEL=debug"),
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -220,8 +220,9 @@ func (r *RIE) Invoke(ctx context.Context, ev events.SecretsManagerSecretRotation
 		return err
 	}
 	// The emulator writes its error line about when it answers: give it a
-	// moment to appear.
-	for range 25 {
+	// moment to appear (up to 2 s: on a loaded machine the line can trail
+	// the answer by more than half a second).
+	for range 100 {
 		if se := ParseStartError(r.out.since(mark)); se != nil {
 			se.Err = err
 			return se

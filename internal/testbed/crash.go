@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -48,6 +49,24 @@ func (c *Crasher) next(op string) (send, die bool) {
 	return n <= c.K, n == c.K
 }
 
+// Do runs call, one call of the function to a server that is neither AWS
+// nor HTTP (an LDAP bind or modify, a Kerberos exchange), named op, in c's
+// one sequence of calls: it is not run once the function has died, and
+// when it is the K-th call it takes effect and then the function dies, Do
+// returning ErrCrash. Crash tests wrap a target's own calls in Do so that
+// the function dies after each of those calls too.
+func (c *Crasher) Do(op string, call func() error) error {
+	send, die := c.next(op)
+	if !send {
+		return ErrCrash
+	}
+	err := call()
+	if err == nil && die {
+		return ErrCrash
+	}
+	return err
+}
+
 // Transport returns a transport over next whose requests count with the AWS
 // calls of c, in one sequence: the K-th call of either kind takes effect
 // (the request reaches the server, which answers) and then fails with
@@ -69,6 +88,23 @@ func (c *Crasher) Transport(next http.RoundTripper) http.RoundTripper {
 		}
 		return resp, err
 	})
+}
+
+// DialContext returns a dial function over next whose connections count
+// with the calls of c, in the same sequence: the login of a protocol other
+// than HTTP (AMQP, LDAP, Redis) is an external call too. Its operation
+// names are "dial <addr>". A dial that comes after the K-th call is not
+// made (ErrCrash). The K-th call itself, when it is a dial, connects and
+// the login goes on, but the function makes no call after it: a login
+// changes nothing, so dying right after it is dying before the next call,
+// or, when the step makes none, finishing and dying before returning.
+func (c *Crasher) DialContext(next func(ctx context.Context, network, addr string) (net.Conn, error)) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if send, _ := c.next("dial " + addr); !send {
+			return nil, ErrCrash
+		}
+		return next(ctx, network, addr)
+	}
 }
 
 type roundTripFunc func(*http.Request) (*http.Response, error)

@@ -1,20 +1,17 @@
-//go:build rabbitmq
-
-// The tests of functions/provider/configs/rabbitmq.json against a real
-// RabbitMQ broker (management plugin over TLS). They need the broker that
-// scripts/rabbitmq.sh starts (it writes .testbed/rabbitmq.env), or the same
-// RABBITMQ_* variables in the environment:
+// The tests of functions/provider/configs/rabbitmq.json against the real
+// RabbitMQ broker (management plugin over TLS) that scripts/rabbitmq.sh
+// starts for `make test` (it writes .testbed/rabbitmq.env):
 //
 //	scripts/rabbitmq.sh up && . .testbed/env
-//	go test -tags rabbitmq -run RabbitMQ ./internal/targets/provider/
+//	go test -run RabbitMQ ./internal/targets/provider/
 
 package provider_test
 
 import (
-	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -24,6 +21,7 @@ import (
 	"time"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/httpsclient"
+	"github.com/secrets-rotation/secrets-rotation/internal/targets/rabbitmq/rabbitmqtest"
 	"github.com/secrets-rotation/secrets-rotation/internal/testbed"
 )
 
@@ -32,31 +30,13 @@ type broker struct {
 	client                               *http.Client
 }
 
-// rabbitBroker reads the broker's settings from the environment, or from
-// .testbed/rabbitmq.env; it fails the test when there is none.
+// rabbitBroker is the test bed's broker (rabbitmqtest.Settings), whose
+// management API the shipped configuration is pointed at.
 func rabbitBroker(t *testing.T) *broker {
 	t.Helper()
-	get := os.Getenv
-	if get("RABBITMQ_MGMT_URL") == "" {
-		m := map[string]string{}
-		f, err := os.Open(filepath.Join(testbed.ModuleRoot(t), ".testbed", "rabbitmq.env"))
-		if err != nil {
-			t.Fatalf("no RabbitMQ broker: set RABBITMQ_MGMT_URL, RABBITMQ_ADMIN_USER, RABBITMQ_ADMIN_PASSWORD, RABBITMQ_CA_FILE, or run scripts/rabbitmq.sh up (%v)", err)
-		}
-		defer f.Close()
-		sc := bufio.NewScanner(f)
-		for sc.Scan() {
-			if k, v, ok := strings.Cut(strings.TrimPrefix(sc.Text(), "export "), "="); ok {
-				m[k] = strings.Trim(v, `'"`)
-			}
-		}
-		get = func(k string) string { return m[k] }
-	}
-	b := &broker{url: get("RABBITMQ_MGMT_URL"), user: get("RABBITMQ_ADMIN_USER"), password: get("RABBITMQ_ADMIN_PASSWORD"),
-		caFile: get("RABBITMQ_CA_FILE"), logFile: get("RABBITMQ_LOG_FILE")}
-	if b.url == "" || b.user == "" || b.password == "" || b.caFile == "" {
-		t.Fatal("incomplete RabbitMQ settings: RABBITMQ_MGMT_URL, RABBITMQ_ADMIN_USER, RABBITMQ_ADMIN_PASSWORD and RABBITMQ_CA_FILE are needed")
-	}
+	s := rabbitmqtest.Settings(t)
+	b := &broker{url: fmt.Sprintf("https://%s:%d", s.Host, s.APIPort), user: s.AdminUser, password: s.AdminPassword,
+		caFile: s.CAFile, logFile: s.LogFile}
 	roots, err := httpsclient.LoadRoots(b.caFile)
 	if err != nil {
 		t.Fatal(err)

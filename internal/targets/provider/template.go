@@ -1,12 +1,11 @@
 package provider
 
 import (
-	"crypto/rand"
-	"crypto/sha256"
-	"encoding/base64"
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/targets/rabbitmq"
 )
 
 // A template is text with {{variable}} placeholders, such as
@@ -31,17 +30,10 @@ var varName = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)?$`)
 
 // filters are the transformations a placeholder may apply to its value.
 var filters = map[string]func(string) (string, error){
-	// RabbitMQ's password_hash with rabbit_password_hashing_sha256:
-	// base64(salt ‖ SHA-256(salt ‖ password)) with a random 4-byte salt, so
-	// that the broker receives a hash, never the password.
-	"rabbitmq_sha256": func(v string) (string, error) {
-		salt := make([]byte, 4)
-		if _, err := rand.Read(salt); err != nil {
-			return "", err
-		}
-		sum := sha256.Sum256(append(append([]byte(nil), salt...), v...))
-		return base64.StdEncoding.EncodeToString(append(salt, sum[:]...)), nil
-	},
+	// RabbitMQ's password_hash with rabbit_password_hashing_sha256, as the
+	// rabbitmq function computes it: the broker receives a hash, never the
+	// password.
+	"rabbitmq_sha256": rabbitmq.PasswordHash,
 }
 
 func parseTemplate(s string) (template, error) {
