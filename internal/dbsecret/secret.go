@@ -6,14 +6,12 @@
 package dbsecret
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/account"
+	"github.com/secrets-rotation/secrets-rotation/internal/secretjson"
 )
 
 // The engines the functions serve, as the "engine" field names them.
@@ -60,7 +58,7 @@ type Secret struct {
 	// exists.
 	CABundle string
 
-	raw map[string]json.RawMessage
+	obj *secretjson.Object
 }
 
 // Defaults are applied by Parse to fields the secret leaves out.
@@ -72,53 +70,34 @@ type Defaults struct {
 // Parse reads a secret value. Its errors name the field and the problem,
 // never a value: the value holds a password.
 func Parse(value string, d Defaults) (*Secret, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(strings.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errors.New("secret value is not a JSON object")
+	obj, err := secretjson.Parse(value)
+	if err != nil {
+		return nil, err
 	}
-	s := &Secret{raw: raw, SSL: true}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{
-		{"engine", &s.Engine},
-		{"host", &s.Host},
-		{"username", &s.Username},
-		{"password", &s.Password},
-		{"dbname", &s.DBName},
-		{"masterarn", &s.MasterARN},
-		{"dbInstanceIdentifier", &s.DBInstanceIdentifier},
-		{"dbClusterIdentifier", &s.DBClusterIdentifier},
-		{"ca_bundle", &s.CABundle},
-	} {
-		v, ok := raw[f.name]
-		if !ok || string(v) == "null" {
-			continue
-		}
-		if err := json.Unmarshal(v, f.dst); err != nil {
-			return nil, fmt.Errorf("secret field %q must be a string", f.name)
-		}
+	s := &Secret{obj: obj, SSL: true}
+	if err := obj.Strings(map[string]*string{
+		"engine":               &s.Engine,
+		"host":                 &s.Host,
+		"username":             &s.Username,
+		"password":             &s.Password,
+		"dbname":               &s.DBName,
+		"masterarn":            &s.MasterARN,
+		"dbInstanceIdentifier": &s.DBInstanceIdentifier,
+		"dbClusterIdentifier":  &s.DBClusterIdentifier,
+		"ca_bundle":            &s.CABundle,
+	}); err != nil {
+		return nil, err
 	}
-	if v, ok := raw["port"]; ok && string(v) != "null" {
-		p, err := parsePort(v)
-		if err != nil {
-			return nil, err
-		}
-		s.Port = p
+	if err := obj.Port("port", &s.Port); err != nil {
+		return nil, err
 	}
-	if v, ok := raw["ssl"]; ok && string(v) != "null" {
-		b, err := parseBool(v)
-		if err != nil {
-			return nil, err
-		}
-		s.SSL = b
+	if err := obj.Bool("ssl", &s.SSL); err != nil {
+		return nil, err
 	}
 	if s.Username == "" {
 		return nil, errors.New(`secret field "username" is missing or empty`)
 	}
-	if _, ok := raw["password"]; !ok {
+	if !obj.Has("password") {
 		return nil, errors.New(`secret field "password" is missing`)
 	}
 	if s.CABundle != "" && !account.BareFileName(s.CABundle) {
@@ -132,36 +111,6 @@ func Parse(value string, d Defaults) (*Secret, error) {
 	}
 	s.Engine = strings.ToLower(strings.TrimSpace(s.Engine))
 	return s, nil
-}
-
-// parsePort accepts a JSON number or a string of digits: both appear in the
-// wild, the RDS console writing a number.
-func parsePort(v json.RawMessage) (int, error) {
-	text := string(v)
-	if len(text) > 0 && text[0] == '"' {
-		if err := json.Unmarshal(v, &text); err != nil {
-			return 0, errors.New(`secret field "port" must be a number`)
-		}
-	}
-	p, err := strconv.Atoi(strings.TrimSpace(text))
-	if err != nil || p < 1 || p > 65535 {
-		return 0, errors.New(`secret field "port" must be a number between 1 and 65535`)
-	}
-	return p, nil
-}
-
-func parseBool(v json.RawMessage) (bool, error) {
-	var b bool
-	if json.Unmarshal(v, &b) == nil {
-		return b, nil
-	}
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		if b, err := strconv.ParseBool(s); err == nil {
-			return b, nil
-		}
-	}
-	return false, errors.New(`secret field "ssl" must be true or false`)
 }
 
 // Strategy returns the strategy the secret asks for: alternating users when
@@ -191,30 +140,14 @@ func (s *Secret) OtherUser() string {
 // With returns the secret's JSON with username and password replaced and
 // every other field kept as it was.
 func (s *Secret) With(username, password string) (string, error) {
-	out := make(map[string]json.RawMessage, len(s.raw)+2)
-	for k, v := range s.raw {
-		out[k] = v
-	}
-	for k, v := range map[string]string{"username": username, "password": password} {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			return "", err
-		}
-		out[k] = bytes.TrimSuffix(b.Bytes(), []byte("\n"))
-	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
-		return "", fmt.Errorf("encode secret: %w", err)
-	}
-	return strings.TrimSuffix(buf.String(), "\n"), nil
+	return s.obj.With(map[string]string{"username": username, "password": password})
 }
 
 // Raw returns the field name as stored, and whether it is present.
 func (s *Secret) Raw(name string) (json.RawMessage, bool) {
-	v, ok := s.raw[name]
-	return v, ok
+	return s.obj.Raw(name)
 }
+
+// Fields gives access to the secret's other fields, for a target whose
+// secret adds its own to the AWS database format.
+func (s *Secret) Fields() *secretjson.Object { return s.obj }

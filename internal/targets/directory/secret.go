@@ -1,12 +1,11 @@
 package directory
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"strings"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/secretjson"
 )
 
 // secret is one version of a directory secret:
@@ -29,7 +28,7 @@ type secret struct {
 	Port               int
 	Security           string
 
-	raw map[string]json.RawMessage
+	obj *secretjson.Object
 }
 
 // The values of "strategy".
@@ -41,52 +40,31 @@ const (
 // parseSecret reads a secret value. Its errors name the field, never a
 // value.
 func parseSecret(value string) (*secret, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(strings.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errors.New("secret value is not a JSON object")
+	obj, err := secretjson.Parse(value)
+	if err != nil {
+		return nil, err
 	}
-	s := &secret{raw: raw}
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{
-		{"username", &s.Username},
-		{"password", &s.Password},
-		{"masterarn", &s.MasterARN},
-		{"strategy", &s.Strategy},
-		{"host", &s.Host},
-		{"security", &s.Security},
-	} {
-		v, ok := raw[f.name]
-		if !ok || string(v) == "null" {
-			continue
-		}
-		if err := json.Unmarshal(v, f.dst); err != nil {
-			return nil, fmt.Errorf("secret field %q must be a string", f.name)
-		}
+	s := &secret{obj: obj}
+	if err := obj.Strings(map[string]*string{
+		"username":  &s.Username,
+		"password":  &s.Password,
+		"masterarn": &s.MasterARN,
+		"strategy":  &s.Strategy,
+		"host":      &s.Host,
+		"security":  &s.Security,
+	}); err != nil {
+		return nil, err
 	}
-	if v, ok := raw["port"]; ok && string(v) != "null" {
-		text := string(v)
-		if len(text) > 0 && text[0] == '"' {
-			if err := json.Unmarshal(v, &text); err != nil {
-				return nil, errors.New(`secret field "port" must be a number`)
-			}
-		}
-		p, err := strconv.Atoi(strings.TrimSpace(text))
-		if err != nil || p < 1 || p > 65535 {
-			return nil, errors.New(`secret field "port" must be a number between 1 and 65535`)
-		}
-		s.Port = p
+	if err := obj.Port("port", &s.Port); err != nil {
+		return nil, err
 	}
-	if _, ok := raw["ca_bundle"]; ok {
+	if obj.Has("ca_bundle") {
 		return nil, errors.New(`secret field "ca_bundle" is not used by the directory function: the trusted CA is the function's DIRECTORY_CA_BUNDLE; remove the field`)
 	}
 	if strings.TrimSpace(s.Username) == "" {
 		return nil, errors.New(`secret field "username" (the account's DN) is missing or empty`)
 	}
-	if _, ok := raw["password"]; !ok {
+	if !obj.Has("password") {
 		return nil, errors.New(`secret field "password" is missing`)
 	}
 	switch s.Strategy {
@@ -100,32 +78,5 @@ func parseSecret(value string) (*secret, error) {
 // with returns the secret's JSON with username and password replaced and
 // every other field kept as it was.
 func (s *secret) with(username, password string) (string, error) {
-	out := make(map[string]json.RawMessage, len(s.raw)+2)
-	for k, v := range s.raw {
-		out[k] = v
-	}
-	for k, v := range map[string]string{"username": username, "password": password} {
-		b, err := marshal(v)
-		if err != nil {
-			return "", err
-		}
-		out[k] = b
-	}
-	b, err := marshal(out)
-	if err != nil {
-		return "", fmt.Errorf("encode secret: %w", err)
-	}
-	return string(b), nil
-}
-
-// marshal encodes v without escaping <, > and & (a password keeps its
-// characters as they are).
-func marshal(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+	return s.obj.With(map[string]string{"username": username, "password": password})
 }

@@ -1,7 +1,6 @@
 package rabbitmq
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
@@ -74,15 +73,12 @@ func ParseSecret(value string, master bool) (*Secret, error) {
 	if db.Host != "" && !validHost(db.Host) {
 		return nil, errors.New(`secret field "host" must be a host name or IP address, without scheme, port or path`)
 	}
-	if v, ok := db.Raw("management_port"); ok && string(v) != "null" {
-		if s.ManagementPort, err = parsePort("management_port", v); err != nil {
-			return nil, err
-		}
+	fields := db.Fields()
+	if err := fields.Port("management_port", &s.ManagementPort); err != nil {
+		return nil, err
 	}
-	if v, ok := db.Raw("vhost"); ok && string(v) != "null" {
-		if err := json.Unmarshal(v, &s.VHost); err != nil || s.VHost == "" {
-			return nil, errors.New(`secret field "vhost" must be a non-empty string`)
-		}
+	if err := fields.String("vhost", &s.VHost); err != nil || s.VHost == "" {
+		return nil, errors.New(`secret field "vhost" must be a non-empty string`)
 	}
 	if master {
 		s.Strategy = account.SingleUser
@@ -92,10 +88,8 @@ func ParseSecret(value string, master bool) (*Secret, error) {
 		return nil, errors.New(`secret field "host" is missing`)
 	}
 	var strategy string
-	if v, ok := db.Raw("strategy"); ok && string(v) != "null" {
-		if err := json.Unmarshal(v, &strategy); err != nil {
-			return nil, errors.New(`secret field "strategy" must be a string`)
-		}
+	if err := fields.String("strategy", &strategy); err != nil {
+		return nil, err
 	}
 	switch account.Strategy(strategy) {
 	case "":
@@ -138,19 +132,4 @@ func validHost(h string) bool {
 		}
 	}
 	return true
-}
-
-// parsePort accepts a JSON number or a string of digits, as "port" does.
-func parsePort(field string, v json.RawMessage) (int, error) {
-	text := string(v)
-	if len(text) > 0 && text[0] == '"' {
-		if err := json.Unmarshal(v, &text); err != nil {
-			return 0, fmt.Errorf("secret field %q must be a number", field)
-		}
-	}
-	p, err := strconv.Atoi(strings.TrimSpace(text))
-	if err != nil || p < 1 || p > 65535 {
-		return 0, fmt.Errorf("secret field %q must be a number between 1 and 65535", field)
-	}
-	return p, nil
 }

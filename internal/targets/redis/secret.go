@@ -1,8 +1,6 @@
 package redis
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -10,6 +8,7 @@ import (
 	"unicode"
 
 	"github.com/secrets-rotation/secrets-rotation/internal/account"
+	"github.com/secrets-rotation/secrets-rotation/internal/secretjson"
 )
 
 // DefaultPort is the port of a secret that names none.
@@ -47,7 +46,7 @@ type Secret struct {
 	CABundle string
 	Strategy account.Strategy
 
-	raw map[string]json.RawMessage
+	obj *secretjson.Object
 }
 
 // Address is host:port, the host in lower case: how two versions compare.
@@ -62,52 +61,33 @@ func (s *Secret) Address() string {
 // The value is untrusted input: every field the function uses is checked,
 // and errors name the field and never a value.
 func ParseSecret(value string, master bool) (*Secret, error) {
-	var raw map[string]json.RawMessage
-	dec := json.NewDecoder(strings.NewReader(value))
-	dec.UseNumber()
-	if err := dec.Decode(&raw); err != nil || raw == nil {
-		return nil, errors.New("secret value is not a JSON object")
+	obj, err := secretjson.Parse(value)
+	if err != nil {
+		return nil, err
 	}
-	s := &Secret{raw: raw, Port: DefaultPort, SSL: true, Strategy: account.SingleUser}
+	s := &Secret{obj: obj, Port: DefaultPort, SSL: true, Strategy: account.SingleUser}
 	var engine, strategy string
-	for _, f := range []struct {
-		name string
-		dst  *string
-	}{
-		{"engine", &engine},
-		{"host", &s.Host},
-		{"username", &s.Username},
-		{"password", &s.Password},
-		{"masterarn", &s.MasterARN},
-		{"ca_bundle", &s.CABundle},
-		{"strategy", &strategy},
-	} {
-		v, ok := raw[f.name]
-		if !ok || string(v) == "null" {
-			continue
-		}
-		if err := json.Unmarshal(v, f.dst); err != nil {
-			return nil, fmt.Errorf("secret field %q must be a string", f.name)
-		}
+	if err := obj.Strings(map[string]*string{
+		"engine":    &engine,
+		"host":      &s.Host,
+		"username":  &s.Username,
+		"password":  &s.Password,
+		"masterarn": &s.MasterARN,
+		"ca_bundle": &s.CABundle,
+		"strategy":  &strategy,
+	}); err != nil {
+		return nil, err
 	}
-	if v, ok := raw["port"]; ok && string(v) != "null" {
-		p, err := parsePort(v)
-		if err != nil {
-			return nil, err
-		}
-		s.Port = p
+	if err := obj.Port("port", &s.Port); err != nil {
+		return nil, err
 	}
-	if v, ok := raw["ssl"]; ok && string(v) != "null" {
-		b, err := parseBool(v)
-		if err != nil {
-			return nil, err
-		}
-		s.SSL = b
+	if err := obj.Bool("ssl", &s.SSL); err != nil {
+		return nil, err
 	}
 	if err := checkUsername(s.Username); err != nil {
 		return nil, err
 	}
-	if _, ok := raw["password"]; !ok {
+	if !obj.Has("password") {
 		return nil, errors.New(`secret field "password" is missing`)
 	}
 	if s.CABundle != "" && !account.BareFileName(s.CABundle) {
@@ -129,7 +109,7 @@ func ParseSecret(value string, master bool) (*Secret, error) {
 	default:
 		return nil, fmt.Errorf(`secret field "engine" is %q: the redis function serves "redis" and "valkey"`, e)
 	}
-	if _, ok := raw["user_arn"]; ok {
+	if obj.Has("user_arn") {
 		return nil, errors.New(`secret field "user_arn" names an ElastiCache or MemoryDB user, which is changed through the ModifyUser API, not by ACL commands: this function does not rotate it (docs/redis.md)`)
 	}
 	if s.Host == "" {
@@ -178,56 +158,8 @@ func managedEndpoint(host string) bool {
 	return false
 }
 
-// parsePort accepts a JSON number or a string of digits.
-func parsePort(v json.RawMessage) (int, error) {
-	text := string(v)
-	if len(text) > 0 && text[0] == '"' {
-		if err := json.Unmarshal(v, &text); err != nil {
-			return 0, errors.New(`secret field "port" must be a number`)
-		}
-	}
-	p, err := strconv.Atoi(strings.TrimSpace(text))
-	if err != nil || p < 1 || p > 65535 {
-		return 0, errors.New(`secret field "port" must be a number between 1 and 65535`)
-	}
-	return p, nil
-}
-
-func parseBool(v json.RawMessage) (bool, error) {
-	var b bool
-	if json.Unmarshal(v, &b) == nil {
-		return b, nil
-	}
-	var s string
-	if json.Unmarshal(v, &s) == nil {
-		if b, err := strconv.ParseBool(s); err == nil {
-			return b, nil
-		}
-	}
-	return false, errors.New(`secret field "ssl" must be true or false`)
-}
-
 // With returns the secret's JSON with username and password replaced and
 // every other field kept as it was.
 func (s *Secret) With(username, password string) (string, error) {
-	out := make(map[string]json.RawMessage, len(s.raw)+2)
-	for k, v := range s.raw {
-		out[k] = v
-	}
-	for k, v := range map[string]string{"username": username, "password": password} {
-		var b bytes.Buffer
-		enc := json.NewEncoder(&b)
-		enc.SetEscapeHTML(false)
-		if err := enc.Encode(v); err != nil {
-			return "", fmt.Errorf("encode secret field %q: %w", k, err)
-		}
-		out[k] = json.RawMessage(bytes.TrimSpace(b.Bytes()))
-	}
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(out); err != nil {
-		return "", fmt.Errorf("encode secret: %w", err)
-	}
-	return string(bytes.TrimSpace(b.Bytes())), nil
+	return s.obj.With(map[string]string{"username": username, "password": password})
 }
