@@ -391,7 +391,7 @@ func (s *stackState) checkWiring(ctx context.Context, rep *Report) {
 					rep.problem("%s watches functions %v, want only %s (%s)", id, sortedKeys(watched), fnName, f.function)
 				}
 			case "AWS::Lambda::Permission":
-				if got := scalar(m["FunctionName"]); got != fnArn {
+				if got := scalar(m["FunctionName"]); got != fnArn && got != fnName {
 					rep.problem("%s is on function %s, not on %s", id, got, fnArn)
 				}
 			}

@@ -82,6 +82,7 @@ var notServed = map[string]string{
 	"AWS::Logs::QueryDefinition": "LocalStack 4.14 does not implement Logs query definitions (DescribeQueryDefinitions: not implemented; physical id \"unknown\")",
 	// Its wiring (RotationLambdaARN) is still checked on the resolved template.
 	"AWS::SecretsManager::RotationSchedule": "LocalStack 4.14's RotationSchedule provider records the resource and calls nothing (no RotateSecret): DescribeSecret shows no rotation",
+	"AWS::CloudWatch::Dashboard":            "LocalStack 4.14's CloudFormation records the dashboard without making it (physical id \"unknown\"; GetDashboard finds none)",
 }
 
 // notKept are properties that LocalStack 4.14 accepts and drops, so that
@@ -194,7 +195,19 @@ func readUser(ctx context.Context, c *Clients, physical string, _ map[string]any
 	if err != nil {
 		return nil, err
 	}
-	return map[string]any{"Arn": aws.ToString(u.User.Arn), "Path": aws.ToString(u.User.Path), "UserName": aws.ToString(u.User.UserName)}, nil
+	tags, err := c.IAM.ListUserTags(ctx, &iam.ListUserTagsInput{UserName: aws.String(physical)})
+	if err != nil {
+		return nil, fmt.Errorf("tags of user %s: %w", physical, err)
+	}
+	out := map[string]any{"Arn": aws.ToString(u.User.Arn), "Path": aws.ToString(u.User.Path), "UserName": aws.ToString(u.User.UserName)}
+	if len(tags.Tags) > 0 {
+		list := make([]any, len(tags.Tags))
+		for i, t := range tags.Tags {
+			list[i] = map[string]any{"Key": aws.ToString(t.Key), "Value": aws.ToString(t.Value)}
+		}
+		out["Tags"] = list
+	}
+	return out, nil
 }
 
 func readLogGroup(ctx context.Context, c *Clients, physical string, _ map[string]any) (map[string]any, error) {
@@ -344,7 +357,22 @@ func readPermission(ctx context.Context, c *Clients, physical string, props map[
 				principal = s
 			}
 		}
-		return map[string]any{"FunctionName": st["Resource"], "Action": st["Action"], "Principal": principal}, nil
+		got := map[string]any{"FunctionName": st["Resource"], "Action": st["Action"], "Principal": principal}
+		// A permission may name its function by name (SAM's schedule
+		// permission does): the policy names it by ARN.
+		if res, _ := st["Resource"].(string); !strings.HasPrefix(fn, "arn:") && strings.HasSuffix(res, ":function:"+fn) {
+			got["FunctionName"] = fn
+		}
+		if cond, ok := st["Condition"].(map[string]any); ok {
+			for _, op := range []string{"ArnLike", "ArnEquals", "StringLike", "StringEquals"} {
+				if m, ok := cond[op].(map[string]any); ok {
+					if v, ok := m["AWS:SourceArn"]; ok {
+						got["SourceArn"] = v
+					}
+				}
+			}
+		}
+		return got, nil
 	}
 	return nil, fmt.Errorf("function %s has no policy statement %s", fn, physical)
 }

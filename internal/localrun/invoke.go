@@ -153,14 +153,27 @@ func StartRIE(ctx context.Context, opt RIEOptions) (*RIE, error) {
 	if err := CheckBootstrap(opt.Bootstrap); err != nil {
 		return nil, err
 	}
-	invokeAddr, err := FreeAddr()
+	// The ports are free when chosen, but another process can bind one
+	// before the emulator does: an emulator that exits while starting is
+	// started again on other ports.
+	var err error
+	for range 3 {
+		var r *RIE
+		if r, err = startRIE(ctx, opt); !errors.Is(err, errRIEExited) {
+			return r, err
+		}
+	}
+	return nil, err
+}
+
+var errRIEExited = errors.New("emulator exited")
+
+func startRIE(ctx context.Context, opt RIEOptions) (*RIE, error) {
+	addrs, err := freeAddrs(2)
 	if err != nil {
 		return nil, fmt.Errorf("start RIE: %w", err)
 	}
-	runtimeAddr, err := FreeAddr()
-	if err != nil {
-		return nil, fmt.Errorf("start RIE: %w", err)
-	}
+	invokeAddr, runtimeAddr := addrs[0], addrs[1]
 	cmd := exec.Command(opt.Binary,
 		"--runtime-interface-emulator-address", invokeAddr,
 		"--runtime-api-address", runtimeAddr,
@@ -196,7 +209,7 @@ func StartRIE(ctx context.Context, opt RIEOptions) (*RIE, error) {
 		}
 		select {
 		case err := <-r.done:
-			return nil, fmt.Errorf("start RIE: emulator exited: %v: %s", err, lastLines(out.since(0), 5))
+			return nil, fmt.Errorf("start RIE: %w: %v: %s", errRIEExited, err, lastLines(out.since(0), 5))
 		case <-ctx.Done():
 			r.Close()
 			return nil, ctx.Err()
@@ -215,8 +228,9 @@ func StartRIE(ctx context.Context, opt RIEOptions) (*RIE, error) {
 func (r *RIE) Invoke(ctx context.Context, ev events.SecretsManagerSecretRotationEvent) error {
 	mark := r.out.written()
 	err := r.URLInvoker.Invoke(ctx, ev)
+	var fe *FunctionError
 	var he *HTTPError
-	if !errors.As(err, &he) || he.Status < 500 {
+	if err == nil || errors.As(err, &fe) || (errors.As(err, &he) && he.Status < 500) || ctx.Err() != nil {
 		return err
 	}
 	// The emulator writes its error line about when it answers: give it a
@@ -255,8 +269,10 @@ func (e *StartError) Unwrap() error { return e.Err }
 
 // The emulator's lines that give the reason a function did not run.
 var (
-	invokeFailedRE = regexp.MustCompile(`\(rapid\) Invoke failed error=(.*?) InvokeID=`)
-	initFailedRE   = regexp.MustCompile(`\(rapid\) Init failed InvokeID=\S* error=(.*)$`)
+	// The emulator logs a line's fields in any order (error= before or
+	// after InvokeID=).
+	invokeFailedRE = regexp.MustCompile(`\(rapid\) Invoke failed (?:InvokeID=\S* )?error=(.*?)(?: InvokeID=\S*)?$`)
+	initFailedRE   = regexp.MustCompile(`\(rapid\) Init failed (?:InvokeID=\S* )?error=(.*?)(?: InvokeID=\S*)?$`)
 	rieLineRE      = regexp.MustCompile(`^\d{2} \w{3} \d{4} \d{2}:\d{2}:\d{2},\d+ \[`)
 )
 

@@ -48,6 +48,11 @@ func TestStartErrorNamesTheEmulatorsCause(t *testing.T) {
 	}{
 		{execFormatOutput, "fork/exec /tmp/arm64/bootstrap: exec format error", ""},
 		{exitOutput, "Runtime exited with error: exit status 3", "cannot start: missing config"},
+		// The emulator logs the fields of a line in any order.
+		{strings.NewReplacer(
+			"Init failed InvokeID= error=Runtime exited with error: exit status 3", "Init failed error=Runtime exited with error: exit status 3 InvokeID=",
+			"Invoke failed error=Runtime exited with error: exit status 3 InvokeID=a7e86e6e-f04a-44ac-8a10-237ec4d55a87", "Invoke failed InvokeID=a7e86e6e-f04a-44ac-8a10-237ec4d55a87 error=Runtime exited with error: exit status 3",
+		).Replace(exitOutput), "Runtime exited with error: exit status 3", "cannot start: missing config"},
 	} {
 		se := localrun.ParseStartError(c.out)
 		if se == nil {
@@ -122,7 +127,8 @@ func TestFunctionThatCannotStart(t *testing.T) {
 	if err := os.WriteFile(script, []byte("#!/bin/sh\necho 'cannot start: KMS_KEY_ID is not set' >&2\nexit 3\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{Binary: testbed.RIEBinary(t), Bootstrap: script})
+	var out testbed.LogBuffer
+	rie, err := localrun.StartRIE(context.Background(), localrun.RIEOptions{Binary: testbed.RIEBinary(t), Bootstrap: script, Output: &out})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,7 +144,7 @@ func TestFunctionThatCannotStart(t *testing.T) {
 		t.Errorf("cause %q, output %q", se.Cause, se.Output)
 	}
 	if n := res.Steps[0].Attempts; n != 1 {
-		t.Errorf("a function that cannot start was invoked %d times", n)
+		t.Errorf("a function that cannot start was invoked %d times: %v\nthe emulator's output:\n%s", n, res.Steps[0].Errors, out.String())
 	}
 	if res.Finished || !slices.Contains(res.StagesAfter[res.Token], "AWSPENDING") {
 		t.Errorf("finished %v, stages of the token %v", res.Finished, res.StagesAfter[res.Token])

@@ -39,10 +39,24 @@ func ListenLoopback() (net.Listener, error) {
 // FreeAddr returns a loopback address that was free a moment ago, for a
 // server in another process to bind.
 func FreeAddr() (string, error) {
-	l, err := ListenLoopback()
+	addrs, err := freeAddrs(1)
 	if err != nil {
 		return "", err
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return addrs[0], nil
+}
+
+// freeAddrs returns n distinct loopback addresses that were free a moment
+// ago: all are held at once while they are chosen.
+func freeAddrs(n int) ([]string, error) {
+	var out []string
+	for range n {
+		l, err := ListenLoopback()
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		out = append(out, l.Addr().String())
+	}
+	return out, nil
 }
