@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go/middleware"
 )
 
@@ -137,5 +138,11 @@ func (c *Crasher) Config(cfg aws.Config) aws.Config {
 	// Clip: Copy shares the APIOptions array, which append must not write into.
 	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), c.Middleware)
 	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	// A fresh connection per call: a call that is never retried must not
+	// fail on a kept-alive connection the emulator closed meanwhile (moto's
+	// server does), which a normal client's retry would hide.
+	cfg.HTTPClient = awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.DisableKeepAlives = true
+	})
 	return cfg
 }

@@ -3,9 +3,9 @@
 # (scripts/bed/README.md).
 # scripts/redis.sh does the work: install from Debian when missing, configure,
 # start on 127.0.0.1 below 32768 after checking the ports are free, write
-# .testbed/redis.env; its header lists the ports and their variables. This
-# adapter records its pid for `down` and the loopback test, and hands its
-# settings to scripts/testbed.sh.
+# .testbed/redis.env; its header lists the ports and their variables.
+# lib/bed.sh's script_up/down/status record its pid for `down` and the
+# loopback test, and hand its settings to scripts/testbed.sh.
 set -euo pipefail
 NAME=redis
 # shellcheck source=../lib/bed.sh
@@ -13,27 +13,10 @@ NAME=redis
 SCRIPT="$ROOT/scripts/redis.sh"
 PIDFILE="$TB/redis/redis.pid"
 LOGFILE="$TB/redis/redis.log"
+WHAT="Redis"
 
-up() {
-	"$SCRIPT" up || start_failed "Redis" "$LOGFILE"
-	cp "$PIDFILE" "$RUN/$NAME.pid"
-	cp "$TB/redis.env" "$ENVD/$NAME.env"
-	chmod 600 "$ENVD/$NAME.env"
-}
-
-down() {
-	"$SCRIPT" down
-	rm -f "$RUN/$NAME.pid" "$ENVD/$NAME.env"
-}
-
-status() {
-	local line
-	if line="$("$SCRIPT" status 2>/dev/null)"; then
-		echo "up      ${line#up: }"
-	else
-		echo "${line:-down}"
-		return 1
-	fi
-}
+up() { script_up; }
+down() { script_down; }
+status() { script_status; }
 
 server_main "$@"

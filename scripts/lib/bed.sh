@@ -142,3 +142,33 @@ server_main() {
 
 # wanted: by default a server is part of every bed; a script overrides it.
 wanted() { return 0; }
+
+# A server whose own script in scripts/ does the work (install, configure,
+# start, write .testbed/<NAME>.env: Redis, RabbitMQ, slapd, Samba) is run
+# through these, after the adapter in scripts/bed/ set SCRIPT (that script),
+# PIDFILE (where it writes the server's pid), LOGFILE and WHAT: they record
+# the pid for `down` and the loopback test and hand the settings to
+# testbed.sh.
+script_up() {
+	"$SCRIPT" up || start_failed "$WHAT" "$LOGFILE"
+	cp "$PIDFILE" "$RUN/$NAME.pid"
+	cp "$TB/$NAME.env" "$ENVD/$NAME.env"
+	chmod 600 "$ENVD/$NAME.env"
+}
+
+script_down() {
+	"$SCRIPT" down
+	rm -f "$RUN/$NAME.pid" "$ENVD/$NAME.env"
+}
+
+# script_status prints the script's own status in the bed's form: "up ..."
+# when it is up, its line (or "down") otherwise.
+script_status() {
+	local line
+	if line="$("$SCRIPT" status 2>/dev/null)"; then
+		echo "up      ${line#up: }"
+	else
+		echo "${line:-down}"
+		return 1
+	fi
+}

@@ -139,13 +139,13 @@ func TestBadInput(t *testing.T) {
 			}
 			arn := testbed.CreateSecret(t, h.Em, dbtest.SecretJSON(t, fields(s, secretUser, secretPW, extra)))
 			acl := aclState(t, s, user, user+redis.CloneSuffix, secretUser, secretUser+redis.CloneSuffix)
-			before := snapshot(t, h, arn)
+			before := dbtest.Snapshot(t, h, arn)
 			token, err := rotateOnce(t, h, arn)
 			refusal(t, err, arn, c.field, c.reason, pw, secretPW, s.AdminPassword)
 			if !strings.HasPrefix(err.Error(), c.step+" ") {
 				t.Fatalf("refused by %v, want %s", err, c.step)
 			}
-			unchanged(t, h, arn, token, before)
+			dbtest.Unchanged(t, h, arn, token, before)
 			if got := aclState(t, s, user, user+redis.CloneSuffix, secretUser, secretUser+redis.CloneSuffix); got != acl {
 				t.Fatalf("the server's ACL users changed:\n%s\n%s", acl, got)
 			}
