@@ -18,6 +18,7 @@ import (
 
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
 	"github.com/secrets-rotation/secrets-rotation/internal/dbtarget"
+	"github.com/secrets-rotation/secrets-rotation/internal/redact"
 )
 
 // MaxUserLen is MySQL 8's limit on user names (MariaDB allows 80; the
@@ -153,7 +154,7 @@ func (c *conn) isMariaDB(ctx context.Context) (bool, error) {
 // '...'"): such a message is withheld, the error number kept.
 func (c *conn) execSecret(ctx context.Context, secrets []string, query string, args ...any) error {
 	_, err := c.c.ExecContext(ctx, query, args...)
-	return redact(err, secrets...)
+	return withhold(err, secrets...)
 }
 
 // SetOwnPassword implements dbtarget.Conn with SET PASSWORD, which needs no
@@ -231,7 +232,7 @@ func (c *conn) plugin(ctx context.Context, mariadb bool, user, host string) (str
 	}
 	var create string
 	if err := c.c.QueryRowContext(ctx, "SHOW CREATE USER ?@?", user, host).Scan(&create); err != nil {
-		return "", fmt.Errorf("show create user %s: %w", user, redact(err))
+		return "", fmt.Errorf("show create user %s: %w", user, withhold(err))
 	}
 	p, err := pluginOf(create, grantee(user, host))
 	if err != nil {
@@ -523,42 +524,22 @@ func regrant(line, from, to string) (string, error) {
 	return stmt, nil
 }
 
-// redact withholds the message of a server error that quotes any part of
+// withhold keeps back the message of a server error that quotes any part of
 // secrets (six characters or more), keeping its number and SQLSTATE.
-func redact(err error, secrets ...string) error {
+func withhold(err error, secrets ...string) error {
 	if err == nil {
 		return nil
 	}
 	var myErr *mysql.MySQLError
 	if errors.As(err, &myErr) {
-		if quotesAny(myErr.Message, secrets) {
+		if redact.Quotes(myErr.Message, secrets...) {
 			return &mysql.MySQLError{Number: myErr.Number, SQLState: myErr.SQLState,
 				Message: "(message withheld: it quotes the statement, which holds a password or its hash)"}
 		}
 		return err
 	}
-	if quotesAny(err.Error(), secrets) {
+	if redact.Quotes(err.Error(), secrets...) {
 		return errors.New("statement failed (message withheld: it quotes a password or its hash)")
 	}
 	return err
-}
-
-// quotesAny reports whether s holds six or more consecutive characters of
-// one of secrets.
-func quotesAny(s string, secrets []string) bool {
-	const window = 6
-	for _, sec := range secrets {
-		if len(sec) < window {
-			if sec != "" && strings.Contains(s, sec) {
-				return true
-			}
-			continue
-		}
-		for i := 0; i+window <= len(sec); i++ {
-			if strings.Contains(s, sec[i:i+window]) {
-				return true
-			}
-		}
-	}
-	return false
 }

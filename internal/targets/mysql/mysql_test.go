@@ -79,20 +79,20 @@ func TestPluginOf(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
+func TestWithhold(t *testing.T) {
 	hash := nativeHash("pending-password-123")
 	raw := &mysql.MySQLError{Number: 1064, SQLState: [5]byte{'4', '2', '0', '0', '0'},
 		Message: "You have an error in your SQL syntax; check the manual near '= '" + hash[:12] + "' at line 1"}
-	err := redact(raw, "pending-password-123", hash)
+	err := withhold(raw, "pending-password-123", hash)
 	var me *mysql.MySQLError
 	if !errors.As(err, &me) || me.Number != 1064 || strings.Contains(err.Error(), hash[:12]) {
-		t.Fatalf("redact kept the hash or lost the number: %v", err)
+		t.Fatalf("withhold kept the hash or lost the number: %v", err)
 	}
 	other := &mysql.MySQLError{Number: 1227, Message: "Access denied; you need (at least one of) the CREATE USER privilege(s)"}
-	if redact(other, "pending-password-123", hash) != other {
+	if withhold(other, "pending-password-123", hash) != other {
 		t.Fatal("an error quoting nothing was changed")
 	}
-	if err := redact(errors.New("bad "+"password-12"), "pending-password-123"); strings.Contains(err.Error(), "password-12") {
+	if err := withhold(errors.New("bad "+"password-12"), "pending-password-123"); strings.Contains(err.Error(), "password-12") {
 		t.Fatalf("a plain error quoting the password kept it: %v", err)
 	}
 }

@@ -119,7 +119,7 @@ func (c *conn) setPassword(ctx context.Context, q execer, user, password string)
 	}
 	_, err = q.Exec(ctx, "ALTER ROLE "+pgx.Identifier{user}.Sanitize()+" PASSWORD "+lit)
 	// The verifier's fixed prefix (SCRAM-SHA-256$4096:) is no secret.
-	return redact(err, password, v[strings.IndexByte(v, ':')+1:])
+	return withhold(err, password, v[strings.IndexByte(v, ':')+1:])
 }
 
 // execer is a session or a transaction.

@@ -10,6 +10,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/secrets-rotation/secrets-rotation/internal/redact"
 )
 
 // attrs are the attributes of a role that a clone copies (LOGIN aside:
@@ -272,40 +274,20 @@ func quoteLiteral(s string) string {
 	return "'" + q + "'"
 }
 
-// redact withholds the text of a server error that quotes any part of
+// withhold keeps back the text of a server error that quotes any part of
 // secrets (six characters or more): a syntax error quotes the statement
 // near the error, and a statement that sets a password holds its
 // verifier. The SQLSTATE is kept.
-func redact(err error, secrets ...string) error {
+func withhold(err error, secrets ...string) error {
 	var pgErr *pgconn.PgError
 	if err == nil || !errors.As(err, &pgErr) {
 		return err
 	}
 	for _, field := range []string{pgErr.Message, pgErr.Detail, pgErr.Hint, pgErr.Where, pgErr.InternalQuery} {
-		if quotesAny(field, secrets) {
+		if redact.Quotes(field, secrets...) {
 			return &pgconn.PgError{Severity: pgErr.Severity, Code: pgErr.Code,
 				Message: "(message withheld: it quotes the statement, which holds a password verifier)"}
 		}
 	}
 	return err
-}
-
-// quotesAny reports whether s holds six or more consecutive characters of
-// one of secrets.
-func quotesAny(s string, secrets []string) bool {
-	const window = 6
-	for _, sec := range secrets {
-		if len(sec) < window {
-			if sec != "" && strings.Contains(s, sec) {
-				return true
-			}
-			continue
-		}
-		for i := 0; i+window <= len(sec); i++ {
-			if strings.Contains(s, sec[i:i+window]) {
-				return true
-			}
-		}
-	}
-	return false
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/secrets-rotation/secrets-rotation/internal/dbsecret"
 	"github.com/secrets-rotation/secrets-rotation/internal/dbtest"
+	"github.com/secrets-rotation/secrets-rotation/internal/redact"
 )
 
 func TestSplitList(t *testing.T) {
@@ -117,13 +118,13 @@ func TestStatementErrorsWithholdVerifier(t *testing.T) {
 	secret := v[strings.IndexByte(v, ':')+1:]
 	bad := "ALTER ROLE postgres PASSWORD " + lit + " " + lit
 	_, raw := c.c.Exec(ctx, bad)
-	if raw == nil || !quotesAny(raw.Error(), []string{secret}) {
+	if raw == nil || !redact.Quotes(raw.Error(), secret) {
 		t.Fatalf("the server's own message was expected to quote the verifier, got %v", raw)
 	}
 	_, err = c.c.Exec(ctx, bad)
-	err = redact(err, secret)
+	err = withhold(err, secret)
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || pgErr.Code != "42601" || quotesAny(err.Error(), []string{secret}) {
+	if !errors.As(err, &pgErr) || pgErr.Code != "42601" || redact.Quotes(err.Error(), secret) {
 		t.Fatalf("want a syntax error without the verifier, got %v", err)
 	}
 }
