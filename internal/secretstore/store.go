@@ -58,7 +58,8 @@ type Metadata struct {
 	Name string
 	// RotationEnabled is nil when the service did not say.
 	RotationEnabled *bool
-	// Stages maps each version id to its staging labels.
+	// Stages maps the id of each version that carries a staging label to
+	// its labels. Deprecated versions (no label) are left out, as AWS does.
 	Stages map[string][]string
 }
 
@@ -83,11 +84,21 @@ func (s *Store) Describe(ctx context.Context, id string) (Metadata, error) {
 	if err != nil {
 		return Metadata{}, fmt.Errorf("describe secret %s: %w", id, err)
 	}
+	// AWS lists only the versions that carry a label; a version without one
+	// is deprecated, and Secrets Manager may delete it at any time. moto
+	// lists those too, with no labels: drop them, so that every caller sees
+	// what AWS answers and no target reads (or counts on) a deprecated one.
+	stages := make(map[string][]string, len(out.VersionIdsToStages))
+	for id, labels := range out.VersionIdsToStages {
+		if len(labels) > 0 {
+			stages[id] = labels
+		}
+	}
 	return Metadata{
 		ARN:             aws.ToString(out.ARN),
 		Name:            aws.ToString(out.Name),
 		RotationEnabled: out.RotationEnabled,
-		Stages:          out.VersionIdsToStages,
+		Stages:          stages,
 	}, nil
 }
 
