@@ -320,3 +320,56 @@ func TestValuesAreRememberedForOneRotationOnly(t *testing.T) {
 		t.Errorf("%d versions carry AWSCURRENT", n)
 	}
 }
+
+// resentMove sends every UpdateSecretVersionStage twice and answers with
+// the second, as the SDK does when the answer to the first is lost on the
+// way (the connection closed under it) and it re-sends the call.
+type resentMove struct{ *secretsmanager.Client }
+
+func (r resentMove) UpdateSecretVersionStage(ctx context.Context, in *secretsmanager.UpdateSecretVersionStageInput, opts ...func(*secretsmanager.Options)) (*secretsmanager.UpdateSecretVersionStageOutput, error) {
+	if _, err := r.Client.UpdateSecretVersionStage(ctx, in, opts...); err != nil {
+		return nil, err
+	}
+	return r.Client.UpdateSecretVersionStage(ctx, in, opts...)
+}
+
+// TestFinishSurvivesAResentMove: when the move of AWSCURRENT took effect
+// but its answer was lost and the call sent again, the second is refused
+// (AWSCURRENT is no longer on the old version). finishSecret must see that
+// the label is where it should be and succeed, instead of failing a
+// rotation that worked.
+func TestFinishSurvivesAResentMove(t *testing.T) {
+	em := testbed.Emulator(t)
+	ctx := context.Background()
+	arn := testbed.CreateSecret(t, em, "v0")
+	token := localrun.NewToken()
+	if _, err := em.OpenRotation(ctx, arn, token); err != nil {
+		t.Fatal(err)
+	}
+	// The refusal this test depends on: without it the test proves nothing.
+	probe := testbed.CreateSecret(t, em, "p0")
+	st, err := em.Stages(ctx, probe)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pv, err := em.SM.PutSecretValue(ctx, &secretsmanager.PutSecretValueInput{SecretId: aws.String(probe), SecretString: aws.String("p1"), VersionStages: []string{"AWSPENDING"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	move := &secretsmanager.UpdateSecretVersionStageInput{SecretId: aws.String(probe), VersionStage: aws.String("AWSCURRENT"),
+		MoveToVersionId: pv.VersionId, RemoveFromVersionId: aws.String(currentID(t, st))}
+	if _, err := (resentMove{em.SM}).UpdateSecretVersionStage(ctx, move); err == nil {
+		t.Fatal("the emulator accepted a re-sent move of AWSCURRENT; this test cannot show what it is for")
+	}
+
+	e := rotation.New(resentMove{em.SM}, &counterTarget{}, rotation.Options{})
+	for _, step := range localrun.Steps {
+		ev := events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token}
+		if err := e.Handle(ctx, ev); err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+	}
+	if got := testbed.ValueAt(t, em, arn, "AWSCURRENT"); got != "v0+1" {
+		t.Fatalf("AWSCURRENT holds %q, want v0+1", got)
+	}
+}

@@ -184,6 +184,12 @@ func (s *Store) PutPending(ctx context.Context, arn, token, value, rotationToken
 
 // MoveCurrent moves AWSCURRENT from version from to version to. Secrets
 // Manager moves AWSPREVIOUS onto from by itself.
+//
+// A refusal is checked against the labels before it is returned: when the
+// SDK re-sent the call after the answer to a first one that took effect was
+// lost, the second finds AWSCURRENT gone from from and is refused, although
+// the label is where it should be. That refusal would fail a rotation that
+// succeeded.
 func (s *Store) MoveCurrent(ctx context.Context, arn, to, from string) error {
 	in := &secretsmanager.UpdateSecretVersionStageInput{
 		SecretId:        aws.String(arn),
@@ -193,10 +199,17 @@ func (s *Store) MoveCurrent(ctx context.Context, arn, to, from string) error {
 	if from != "" {
 		in.RemoveFromVersionId = aws.String(from)
 	}
-	if _, err := s.count().UpdateSecretVersionStage(ctx, in); err != nil {
-		return fmt.Errorf("move %s of %s to version %s: %w", StageCurrent, arn, to, err)
+	_, err := s.count().UpdateSecretVersionStage(ctx, in)
+	if err == nil {
+		return nil
 	}
-	return nil
+	var invalid *smtypes.InvalidParameterException
+	if errors.As(err, &invalid) {
+		if m, derr := s.Describe(ctx, arn); derr == nil && m.HasStage(to, StageCurrent) {
+			return nil
+		}
+	}
+	return fmt.Errorf("move %s of %s to version %s: %w", StageCurrent, arn, to, err)
 }
 
 func (s *Store) count() API {
