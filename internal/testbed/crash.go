@@ -7,9 +7,13 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -113,8 +117,9 @@ type roundTripFunc func(*http.Request) (*http.Response, error)
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 // Middleware adds the crash to a client's middleware stack. Put it in a
-// client's APIOptions, with a retryer that does not retry (aws.NopRetryer),
-// so that a failed call is not sent again.
+// client's APIOptions, with a retryer that retries nothing but the
+// transport race closedConnRetryer describes (Config does both), so that a
+// call the server refused is not sent again.
 func (c *Crasher) Middleware(stack *middleware.Stack) error {
 	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("crashAfter",
 		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
@@ -131,13 +136,13 @@ func (c *Crasher) Middleware(stack *middleware.Stack) error {
 }
 
 // Config returns a copy of cfg whose clients crash: it carries the
-// middleware and never retries. Every client made from it shares this
-// Crasher's count.
+// middleware and retries nothing but the transport race below. Every client
+// made from it shares this Crasher's count.
 func (c *Crasher) Config(cfg aws.Config) aws.Config {
 	cfg = cfg.Copy()
 	// Clip: Copy shares the APIOptions array, which append must not write into.
 	cfg.APIOptions = append(slices.Clip(cfg.APIOptions), c.Middleware)
-	cfg.Retryer = func() aws.Retryer { return aws.NopRetryer{} }
+	cfg.Retryer = closedConnRetryer
 	// A fresh connection per call: a call that is never retried must not
 	// fail on a kept-alive connection the emulator closed meanwhile (moto's
 	// server does), which a normal client's retry would hide.
@@ -145,4 +150,30 @@ func (c *Crasher) Config(cfg aws.Config) aws.Config {
 		tr.DisableKeepAlives = true
 	})
 	return cfg
+}
+
+// closedConnRetryer retries a call only when its connection was closed
+// under it on the client's side ("use of closed network connection"). That
+// is a race inside Go's HTTP transport, not a failure of the server: the
+// server answers and closes while the transport's writer still checks the
+// request body, which the SDK has closed on getting the answer, and the
+// writer then closes the connection before the answer is read
+// (aws/aws-sdk-go-v2#2737; moto, which closes every connection, meets it
+// most). The SDK's standard retryer retries it, as a deployed function
+// does; the crash tests must too, or they fail on the race. Nothing else
+// is retried, so a call the Crasher stops is never sent again, and the
+// Crasher counts a retried call once (its middleware runs before the retry
+// loop).
+func closedConnRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = 3
+		o.MaxBackoff = 50 * time.Millisecond
+		o.RateLimiter = ratelimit.None
+		o.Retryables = []retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if errors.Is(err, net.ErrClosed) || strings.Contains(err.Error(), "use of closed network connection") {
+				return aws.TrueTernary
+			}
+			return aws.FalseTernary
+		})}
+	})
 }

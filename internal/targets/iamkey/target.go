@@ -129,7 +129,13 @@ func (t *Target) Create(ctx context.Context, req *rotation.CreateRequest) (rotat
 	if err := t.writeIntent(ctx, user, tagKey, intent{token: req.Secret.Token, before: stay}); err != nil {
 		return rotation.CreateResponse{}, err
 	}
-	out, err := t.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)})
+	// Never retried by the SDK: a retry after an answer that was lost on
+	// the way (the key exists, its secret never arrived) makes a second key,
+	// and the first stays behind unreferenced, blocking later rotations at
+	// IAM's two keys. Failing instead lets Secrets Manager rerun
+	// createSecret, which finds the intent tag and deletes the orphan.
+	out, err := t.iam.CreateAccessKey(ctx, &iam.CreateAccessKeyInput{UserName: aws.String(user)},
+		func(o *iam.Options) { o.RetryMaxAttempts = 1 })
 	if err != nil {
 		return rotation.CreateResponse{}, fmt.Errorf("create access key for IAM user %s: %w", user, err)
 	}
