@@ -36,7 +36,7 @@ test:
 
 ## unit: the tests that need no emulator (fast feedback while editing).
 unit:
-	go test ./internal/password/ ./internal/secretstore/ ./internal/grace/ ./pkg/...
+	go test ./internal/password/ ./internal/redact/ ./internal/secretstore/ ./internal/grace/ ./pkg/...
 	go test -run 'ValidateEvent|StepError' ./internal/rotation/
 
 ## demo: rotate a sample secret locally, end to end.
