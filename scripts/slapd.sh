@@ -69,19 +69,9 @@ install_pkgs() {
 	log "slapd and ldap-utils installed in $(elapsed "$t0")"
 }
 
-# make_ca makes the directory servers' test CA once (shared with
-# scripts/samba.sh; flock keeps two scripts run at once from racing).
-make_ca() {
-	mkdir -p "$CA_DIR"
-	(
-		flock 9
-		[[ -s "$CA_DIR/ca.crt" && -s "$CA_DIR/ca.key" ]] && exit 0
-		openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=secrets-rotation directory test CA" \
-			-keyout "$CA_DIR/ca.key" -out "$CA_DIR/ca.crt" \
-			-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-		chmod 600 "$CA_DIR/ca.key"
-	) 9>"$CA_DIR/.lock"
-}
+# make_ca: the directory servers' test CA, shared with scripts/samba.sh.
+# shellcheck source=lib/dirca.sh
+. "$ROOT/scripts/lib/dirca.sh"
 
 # server_cert makes the server certificate for 127.0.0.1 and localhost.
 server_cert() {

@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # The test CA of the database servers (scripts/bed/postgres.sh, mariadb.sh):
 # one CA and one server certificate for 127.0.0.1/localhost, under
-# .testbed/dbca. Sourced after bed.sh.
+# .testbed/dbca. Sourced after bed.sh or testbed-common.sh (it needs log
+# and TB).
 CA_DIR="$TB/dbca"
 
 make_ca() {

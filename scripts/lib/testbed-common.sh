@@ -1,34 +1,19 @@
 # Helpers shared by the per-server test bed scripts (scripts/redis.sh,
 # scripts/rabbitmq.sh). Source it after setting ROOT, TB and LOG_TAG.
 #
-# The test CA is the one scripts/db.sh makes (.testbed/dbca, same file
-# names), so every server of the bed is verified against one ca.crt:
-# whichever script runs first creates it, the others reuse it.
+# The test CA is the database servers' (scripts/lib/dbca.sh, .testbed/dbca),
+# so every server of the bed is verified against one ca.crt: whichever
+# script runs first creates it, the others reuse it.
 
 log() { printf '[%s] %s\n' "$LOG_TAG" "$*" >&2; }
 die() { printf '[%s] ERROR: %s\n' "$LOG_TAG" "$*" >&2; exit 1; }
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.2fs", b-a}'; }
 
-# randpw prints a random password that needs no quoting anywhere.
-randpw() { openssl rand -hex 16; }
-
-CA_DIR="$TB/dbca"
-
-make_ca() {
-	[[ -s "$CA_DIR/server.crt" ]] && return
-	mkdir -p "$CA_DIR"
-	log "generating the test CA and a server certificate for 127.0.0.1/localhost"
-	openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=secrets-rotation test CA" \
-		-keyout "$CA_DIR/ca.key" -out "$CA_DIR/ca.crt" \
-		-addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null
-	openssl req -newkey rsa:2048 -nodes -subj "/CN=localhost" \
-		-keyout "$CA_DIR/server.key" -out "$CA_DIR/server.csr" 2>/dev/null
-	printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' >"$CA_DIR/server.ext"
-	openssl x509 -req -in "$CA_DIR/server.csr" -CA "$CA_DIR/ca.crt" -CAkey "$CA_DIR/ca.key" \
-		-CAcreateserial -days 3650 -extfile "$CA_DIR/server.ext" -out "$CA_DIR/server.crt" 2>/dev/null
-	chmod 600 "$CA_DIR/ca.key" "$CA_DIR/server.key"
-}
+# The bed's one test CA (CA_DIR, make_ca) and randpw, as the database
+# servers have them.
+# shellcheck source=dbca.sh
+. "$ROOT/scripts/lib/dbca.sh"
 
 # port_in_use PORT: true when anything listens on PORT, on any address.
 port_in_use() { [[ -n "$(ss -Hltn "( sport = :$1 )" 2>/dev/null)" ]]; }
