@@ -2,11 +2,13 @@ package dbtarget_test
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/rds"
+	rdstypes "github.com/aws/aws-sdk-go-v2/service/rds/types"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
 
@@ -27,13 +29,27 @@ func createInstance(t *testing.T, api *rds.Client, engine string, port int32) (i
 		Engine: aws.String(engine), Port: aws.Int32(port), AllocatedStorage: aws.Int32(20),
 		MasterUsername: aws.String("master"), MasterUserPassword: aws.String("master-password-1"),
 	})
-	if err != nil {
+	var inst *rdstypes.DBInstance
+	var exists *rdstypes.DBInstanceAlreadyExistsFault
+	switch {
+	case err == nil:
+		inst = out.DBInstance
+	case errors.As(err, &exists):
+		// The id is this call's own: the SDK re-sent the call after the
+		// answer to a first one that took effect was lost (the connection
+		// closed under it, aws/aws-sdk-go-v2#2737). Read what it made.
+		d, derr := api.DescribeDBInstances(context.Background(), &rds.DescribeDBInstancesInput{DBInstanceIdentifier: aws.String(id)})
+		if derr != nil || len(d.DBInstances) != 1 {
+			t.Fatalf("create RDS instance: %v; describe it: %v", err, derr)
+		}
+		inst = &d.DBInstances[0]
+	default:
 		t.Fatalf("create RDS instance: %v", err)
 	}
 	t.Cleanup(func() {
 		api.DeleteDBInstance(context.Background(), &rds.DeleteDBInstanceInput{DBInstanceIdentifier: aws.String(id), SkipFinalSnapshot: aws.Bool(true)})
 	})
-	return id, aws.ToString(out.DBInstance.DBInstanceArn), aws.ToString(out.DBInstance.Endpoint.Address)
+	return id, aws.ToString(inst.DBInstanceArn), aws.ToString(inst.Endpoint.Address)
 }
 
 // locate resolves s through the engine.
