@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 
@@ -356,6 +357,12 @@ func (f *follower) readLog(ctx context.Context) {
 	})
 	for page := 0; p.HasMorePages() && page < 10; page++ {
 		out, err := p.NextPage(ctx)
+		var missing *cwltypes.ResourceNotFoundException
+		if errors.As(err, &missing) {
+			// Lambda makes the log group when the function first logs,
+			// which may be after the rotation opened: no lines yet.
+			return
+		}
 		if err != nil {
 			f.logsErr = err
 			fmt.Fprintf(f.out, "%s  the function's log %s is not readable (%v): following the labels only\n", clock(time.Now()), f.logGroup, err)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	cwltypes "github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs/types"
 	"github.com/aws/aws-sdk-go-v2/service/lambda"
 	"github.com/aws/aws-sdk-go-v2/service/secretsmanager"
 	smtypes "github.com/aws/aws-sdk-go-v2/service/secretsmanager/types"
@@ -191,6 +193,10 @@ func failuresOf(ctx context.Context, lc *lambda.Client, logs *cloudwatchlogs.Cli
 	})
 	for page := 0; p.HasMorePages() && page < 20; page++ {
 		res, err := p.NextPage(ctx)
+		var missing *cwltypes.ResourceNotFoundException
+		if errors.As(err, &missing) {
+			return out, nil // the function never logged: it never failed either
+		}
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", group, err)
 		}
