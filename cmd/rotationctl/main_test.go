@@ -463,10 +463,23 @@ func TestRotateFollowsSecretsManager(t *testing.T) {
 		if err := rie.Invoke(context.Background(), events.SecretsManagerSecretRotationEvent{Step: step, SecretID: arn, ClientRequestToken: token}); err != nil {
 			t.Fatalf("%s: %v\n%s", step, err, out.String())
 		}
+		// The emulator relays the step's log line a moment after the
+		// invoke returns: ship only once it is there.
 		var lines []string
-		for _, l := range strings.Split(out.String(), "\n") {
-			if strings.HasPrefix(l, "{") {
-				lines = append(lines, l)
+		for wait := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			lines = lines[:0]
+			for _, l := range strings.Split(out.String(), "\n") {
+				if strings.HasPrefix(l, "{") {
+					lines = append(lines, l)
+				}
+			}
+			if slices.ContainsFunc(lines[shipped:], func(l string) bool {
+				return strings.Contains(l, `"msg":"rotation step done"`) && strings.Contains(l, `"step":"`+step+`"`)
+			}) {
+				break
+			}
+			if time.Now().After(wait) {
+				t.Fatalf("no log line of %s after 5s:\n%s", step, out.String())
 			}
 		}
 		shipLines(t, group, lines[shipped:])
